@@ -1,0 +1,35 @@
+# Both targets work on a fresh machine with only Python 3.11: they create .venv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_DIR := .medmatch/demo
+DEMO_SEED := 42
+
+.PHONY: demo test lint clean bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m medmatch generate --people 2000 --seed $(DEMO_SEED) --out $(DEMO_DIR)
+	$(PY) scripts/run_matcher.py --demographics $(DEMO_DIR)/demographics.csv \
+		--medical $(DEMO_DIR)/medical.csv --out $(DEMO_DIR)/out
+	$(PY) -m medmatch evaluate --truth $(DEMO_DIR)/truth.csv --out $(DEMO_DIR)/out
+	@echo ""
+	@echo "Inputs:   $(DEMO_DIR)/demographics.csv, $(DEMO_DIR)/medical.csv (ground truth: truth.csv)"
+	@echo "Outputs:  $(DEMO_DIR)/out/pairs.csv, $(DEMO_DIR)/out/clusters.csv, $(DEMO_DIR)/out/model.json"
+
+test: $(VENV)/.installed
+	$(PY) -m pytest --cov=medmatch --cov-report=term --cov-fail-under=90
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check medmatch tests scripts benchmarks
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_matching.py --sizes 10000 100000 1000000
+
+clean:
+	rm -rf $(VENV) .medmatch .pytest_cache .coverage
