@@ -1,0 +1,3 @@
+from medmatch.cli import app
+
+app(prog_name="medmatch")

@@ -1,0 +1,41 @@
+"""Configuration, read once from the environment (prefix MEDMATCH_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MatchThresholds(BaseSettings):
+    """Decision thresholds on the match probability (DESIGN.md, "Decisions and confidence")."""
+
+    model_config = SettingsConfigDict(env_prefix="MEDMATCH_")
+
+    auto_match: float = Field(0.90, ge=0.0, le=1.0, description="at or above: auto_match")
+    review: float = Field(0.65, ge=0.0, le=1.0, description="at or above: review_required")
+    pair_floor: float = Field(
+        0.05, ge=0.0, le=1.0, description="pairs below this are not written to pairs.csv"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MatchThresholds:
+        if self.review > self.auto_match:
+            raise ValueError("review threshold must not exceed auto_match threshold")
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDMATCH_", env_nested_delimiter="__")
+
+    default_phone_region: str = Field("US", description="region for phones without +country")
+    min_records_to_train: int = Field(
+        1000, ge=10, description="the CLI trains on its input at or above this many records"
+    )
+    thresholds: MatchThresholds = Field(default_factory=MatchThresholds)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
