@@ -107,11 +107,27 @@ class TableFeatures:
     warning_counts: dict[str, int] = field(default_factory=dict)
 
 
-def _map_unique(series: pd.Series, fn: Any) -> pd.Series:
-    """Apply fn once per distinct non-null value; the mapping keeps memory and time small."""
-    uniques = series.dropna().unique()
-    lookup = {value: fn(value) for value in uniques}
-    return series.map(lookup)
+Column = list[Any]
+
+
+def _clean_column(table: pd.DataFrame, name: str) -> Column:
+    """A column as plain Python values: stripped strings, None for missing or empty."""
+    if name not in table.columns:
+        return [None] * len(table)
+    out: Column = []
+    for value in table[name].tolist():
+        if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
+            out.append(None)
+        else:
+            text = str(value).strip()
+            out.append(text or None)
+    return out
+
+
+def _map_unique(values: Column, fn: Any) -> Column:
+    """Apply fn once per distinct non-null value: names, dates and places repeat a lot."""
+    lookup = {v: fn(v) for v in set(values) if v is not None}
+    return [None if v is None else lookup[v] for v in values]
 
 
 def table_features(
@@ -123,12 +139,9 @@ def table_features(
 ) -> TableFeatures:
     """Normalise a whole demographics table (lenient: a bad value is a warning)."""
     out = TableFeatures(frame=pd.DataFrame())
-    norm = pd.DataFrame(index=table.index)
+    ids = [str(v) for v in table["record_id"].tolist()]
+    norm: dict[str, Column] = {}
     for fieldname, fn in field_normalisers(phone_region).items():
-        if fieldname not in table.columns:
-            norm[fieldname] = None
-            continue
-        column = table[fieldname].astype("string").str.strip().replace("", pd.NA)
         bad: set[Any] = set()
 
         def safe(value: Any, fn: Any = fn, bad: set[Any] = bad) -> Any:
@@ -138,52 +151,52 @@ def table_features(
                 bad.add(value)
                 return None
 
-        norm[fieldname] = _map_unique(column, safe).astype(object).where(column.notna(), None)
+        raw = _clean_column(table, fieldname)
+        norm[fieldname] = _map_unique(raw, safe)
         if bad:
-            bad_rows = column.isin(list(bad))
-            out.warning_counts[fieldname] = int(bad_rows.sum())
-            for rid in table.loc[bad_rows, "record_id"].head(max_warnings):
-                out.warnings.append(
-                    FieldWarning(field=fieldname, reason="invalid value dropped", record_id=str(rid))
-                )
-    # Suffixes sent inside the name fields ("Smith Jr.")
+            bad_ids = [rid for rid, v in zip(ids, raw, strict=True) if v in bad]
+            out.warning_counts[fieldname] = len(bad_ids)
+            out.warnings += [
+                FieldWarning(field=fieldname, reason="invalid value dropped", record_id=rid)
+                for rid in bad_ids[:max_warnings]
+            ]
+    # Suffixes sent inside the name fields ("Smith Jr.") are split off, as the model does.
     for namecol in ("name_last", "name_first"):
         split = _map_unique(norm[namecol], names.split_suffix)
-        has = split.notna()
-        norm.loc[has, namecol] = split[has].map(lambda t: t[0])
-        found = split[has].map(lambda t: t[1])
-        fill = has & norm["name_suffix"].isna() & found.reindex(norm.index).notna()
-        norm.loc[fill, "name_suffix"] = found[fill]
-    dob = norm["date_of_birth"].map(lambda d: d.isoformat() if d is not None else None)
-
-    frame = pd.DataFrame({"unique_id": table["record_id"].astype(str).values}, index=table.index)
-    frame["first_name"] = _map_unique(norm["name_first"], names.fold)
-    frame["first_name_group"] = _map_unique(
-        norm["name_first"], lambda v: list(names.name_group(v) or ()) or None
-    )
-    frame["first_initial"] = frame["first_name"].str[0]
-    frame["last_name"] = _map_unique(norm["name_last"], names.fold)
-    frame["last_soundex"] = _map_unique(norm["name_last"], names.soundex)
-    frame["name_suffix"] = norm["name_suffix"]
-    frame["dob"] = dob
-    frame["birth_year"] = dob.str[:4]
-    frame["sex"] = norm["gender"]
-    frame["phone"] = norm["phone"]
-    frame["email"] = norm["email"]
-    frame["address"] = _map_unique(norm["address_line"], contact.normalise_address)
-    frame["postal_code"] = norm["postal_code"]
-    frame["ssn"] = norm["ssn"]
-    frame = frame.astype(object).where(frame.notna(), None)
-    frame["source_system"] = table["source_system"].astype(str).values
-    frame["external_id"] = (
-        table["external_id"].astype("string").values if "external_id" in table else None
-    )
-    frame["conditions"], frame["medications"] = _medical_columns(frame["unique_id"], medical)
-    out.frame = frame.reset_index(drop=True)
+        for i, parts in enumerate(split):
+            if parts is not None and parts[1] is not None:
+                norm[namecol][i] = parts[0]
+                if norm["name_suffix"][i] is None:
+                    norm["name_suffix"][i] = parts[1]
+    dob = [d.isoformat() if d is not None else None for d in norm["date_of_birth"]]
+    first = _map_unique(norm["name_first"], names.fold)
+    columns: dict[str, Column] = {
+        "unique_id": ids,
+        "first_name": first,
+        "first_name_group": _map_unique(
+            norm["name_first"], lambda v: list(names.name_group(v) or ()) or None
+        ),
+        "first_initial": [f[0] if f else None for f in first],
+        "last_name": _map_unique(norm["name_last"], names.fold),
+        "last_soundex": _map_unique(norm["name_last"], names.soundex),
+        "name_suffix": norm["name_suffix"],
+        "dob": dob,
+        "birth_year": [d[:4] if d else None for d in dob],
+        "sex": norm["gender"],
+        "phone": norm["phone"],
+        "email": norm["email"],
+        "address": _map_unique(norm["address_line"], contact.normalise_address),
+        "postal_code": norm["postal_code"],
+        "ssn": norm["ssn"],
+        "source_system": [str(v) for v in table["source_system"].tolist()],
+        "external_id": _clean_column(table, "external_id"),
+    }
+    columns["conditions"], columns["medications"] = _medical_columns(ids, medical)
+    out.frame = pd.DataFrame(columns, dtype=object)
     return out
 
 
-def _medical_columns(ids: pd.Series, medical: pd.DataFrame | None) -> tuple[list, list]:
+def _medical_columns(ids: list[str], medical: pd.DataFrame | None) -> tuple[list, list]:
     if medical is None or medical.empty:
         return [[] for _ in range(len(ids))], [[] for _ in range(len(ids))]
     med = medical.assign(record_id=medical["record_id"].astype(str)).set_index("record_id")
