@@ -1,0 +1,38 @@
+"""The hook for the `ai` stage: an adjudicator weighs medical histories of a pair.
+
+Implementations (offline clinical rules, Ollama) come with the AI issue; the matcher already
+calls whatever is given here for the pairs it selects. A verdict is evidence: its weight is
+added to the Fellegi-Sunter match weight, never a silent override.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+
+class Verdict(StrEnum):
+    SAME = "same"
+    DIFFERENT = "different"
+    UNSURE = "unsure"
+
+
+@dataclass(frozen=True)
+class Adjudication:
+    verdict: Verdict
+    medical_similarity: float
+    reasoning: str
+    # log2 Bayes factor of this verdict (its own m/u); 0 means no evidence either way.
+    match_weight: float = 0.0
+    adjudicator: str = ""
+
+
+@runtime_checkable
+class Adjudicator(Protocol):
+    name: str
+
+    def adjudicate(self, left: Mapping[str, Any], right: Mapping[str, Any]) -> Adjudication | None:
+        """Judge a pair of feature rows; None when it cannot (no history, service down)."""
+        ...

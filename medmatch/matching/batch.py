@@ -1,0 +1,126 @@
+"""Batch scoring: Splink's predict on DuckDB over blocked pairs, then rules and decisions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from medmatch.config import MatchThresholds
+from medmatch.data.models import FieldWarning
+from medmatch.matching.clustering import cluster
+from medmatch.matching.decisions import Decision, MatchType, Stage, decide
+from medmatch.matching.explain import sentence
+from medmatch.matching.model import MatchModel
+from medmatch.matching.realtime import LevelHit
+from medmatch.matching.rules import RuleKind, evaluate_rules
+from medmatch.matching.training import splink_input
+
+logger = logging.getLogger(__name__)
+
+PAIR_COLUMNS = (
+    "record_id_1", "record_id_2", "confidence", "match_weight", "match_type", "stage",
+    "decision", "rule", "explanation",
+)
+Progress = Callable[[str, float], None]
+
+
+@dataclass
+class BatchResult:
+    pairs: pd.DataFrame
+    clusters: pd.DataFrame
+    model: MatchModel
+    stats: dict[str, float | int | str] = field(default_factory=dict)
+    warnings: list[FieldWarning] = field(default_factory=list)
+
+
+def predict_pairs(features: pd.DataFrame, model: MatchModel, floor: float) -> pd.DataFrame:
+    """Every blocked pair at or above `floor`, with its comparison vector (gamma columns)."""
+    from splink import DuckDBAPI, Linker
+
+    db = DuckDBAPI()
+    frame = db.register(splink_input(features), dataset_display_name="records")
+    # gamma columns (which level each comparison reached) feed the explanations
+    settings = model.splink_settings | {
+        "retain_intermediate_calculation_columns": True,
+        "retain_matching_columns": True,
+    }
+    linker = Linker(frame, settings, log_level=logging.WARNING)
+    predictions = linker.inference.predict(threshold_match_probability=floor)
+    wanted = ["unique_id_l", "unique_id_r", "match_weight", "match_probability"] + [
+        f"gamma_{c.name}" for c in model.comparisons
+    ]
+    sql = f"SELECT {', '.join(wanted)} FROM {predictions.physical_name}"
+    return linker.misc.query_sql(sql, output_type="pandas")
+
+
+def _same_source_record_pairs(features: pd.DataFrame) -> list[tuple[str, str]]:
+    keyed = features.dropna(subset=["external_id"])
+    pairs = []
+    for _, group in keyed.groupby(["source_system", "external_id"]):
+        ids = sorted(group["unique_id"])
+        pairs += [(ids[0], other) for other in ids[1:]]
+    return pairs
+
+
+def decide_pairs(
+    scored: pd.DataFrame,
+    features: pd.DataFrame,
+    model: MatchModel,
+    thresholds: MatchThresholds,
+) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """Apply rules and thresholds to every scored pair; returns pairs and hard negatives."""
+    rows = features.set_index("unique_id", drop=False).to_dict("index")
+    weights = model.level_weights()
+    comps = model.comparisons
+    gamma_cols = [f"gamma_{c.name}" for c in comps]
+    scored_ids = set(zip(scored["unique_id_l"], scored["unique_id_r"], strict=True))
+    extra = [
+        (a, b) for a, b in _same_source_record_pairs(features)
+        if (a, b) not in scored_ids and (b, a) not in scored_ids
+    ]
+    records = list(
+        zip(
+            scored["unique_id_l"], scored["unique_id_r"], scored["match_probability"],
+            scored["match_weight"], *(scored[g] for g in gamma_cols), strict=True,
+        )
+    )
+    out: list[tuple] = []
+    cannot: list[tuple[str, str]] = []
+    for a, b, probability, mw, *gammas in records:
+        left, right = rows[a], rows[b]
+        hits = []
+        for comp, ws, gamma in zip(comps, weights, gammas, strict=True):
+            index = 0 if gamma == -1 else len(comp.levels) - 1 - int(gamma)
+            hits.append(LevelHit(comp.name, ws[index].label, int(gamma), ws[index].match_weight, 0.0))
+        rule = evaluate_rules(left, right)
+        out.append(_decision_row(a, b, float(probability), float(mw), hits, rule, thresholds))
+        if rule is not None and rule.kind is RuleKind.HARD_NEGATIVE:
+            cannot.append((a, b))
+    for a, b in extra:
+        rule = evaluate_rules(rows[a], rows[b])
+        out.append(_decision_row(a, b, 1.0, 0.0, [], rule, thresholds))
+    return pd.DataFrame(out, columns=list(PAIR_COLUMNS)), cannot
+
+
+def _decision_row(a, b, probability, mw, hits, rule, thresholds):  # type: ignore[no-untyped-def]
+    if rule is not None and rule.kind is RuleKind.EXACT:
+        decision, match_type, stage = Decision.AUTO_MATCH, MatchType.EXACT, Stage.RULES
+        probability = 1.0
+    elif rule is not None:
+        decision, match_type, stage = Decision.NO_MATCH, MatchType.NO_MATCH, Stage.RULES
+    else:
+        (decision, match_type), stage = decide(probability, thresholds), Stage.SCORING
+    return (
+        a, b, probability, mw, match_type.value, stage.value, decision.value,
+        rule.rule if rule else "", sentence(hits, rule),
+    )
+
+
+def clusters_from_pairs(ids: list[str], pairs: pd.DataFrame, cannot: list[tuple[str, str]]) -> pd.DataFrame:
+    auto = pairs[pairs["decision"] == Decision.AUTO_MATCH.value]
+    edges = zip(auto["record_id_1"], auto["record_id_2"], auto["confidence"], strict=True)
+    labels = cluster(ids, edges, cannot)
+    return pd.DataFrame({"record_id": ids, "cluster_id": [labels[i] for i in ids]})

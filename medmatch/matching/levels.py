@@ -1,0 +1,244 @@
+"""Comparison levels, each described once and rendered for two engines.
+
+`sql_condition` is what Splink runs in DuckDB (batch); `matches(left, right)` is the same
+predicate in plain Python (real-time). They follow SQL semantics: a comparison with a null
+operand is false, so null handling lives in the null level alone. The parity tests hold the
+two renderings equal pair by pair.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
+
+Row = Mapping[str, Any]
+
+
+def _pair(col: str, left: Row, right: Row) -> tuple[Any, Any] | None:
+    lv, rv = left.get(col), right.get(col)
+    if lv is None or rv is None:
+        return None
+    return lv, rv
+
+
+@dataclass(frozen=True)
+class Level(ABC):
+    column: str
+    label: str = ""
+
+    @property
+    @abstractmethod
+    def sql_condition(self) -> str: ...
+
+    @abstractmethod
+    def matches(self, left: Row, right: Row) -> bool: ...
+
+    is_null_level = False
+    is_else_level = False
+
+    @property
+    def tf_column(self) -> str | None:
+        """The column whose term frequencies adjust this level's weight, if any."""
+        return None
+
+    def to_splink(self) -> dict[str, Any]:
+        level: dict[str, Any] = {"sql_condition": self.sql_condition, "label_for_charts": self.label}
+        if self.is_null_level:
+            level["is_null_level"] = True
+        if self.tf_column:
+            level["tf_adjustment_column"] = self.tf_column
+            level["tf_adjustment_weight"] = 1.0
+        return level
+
+
+@dataclass(frozen=True)
+class NullLevel(Level):
+    label: str = "null"
+    is_null_level = True
+
+    @property
+    def sql_condition(self) -> str:
+        return f"{self.column}_l IS NULL OR {self.column}_r IS NULL"
+
+    def matches(self, left: Row, right: Row) -> bool:
+        return left.get(self.column) is None or right.get(self.column) is None
+
+
+@dataclass(frozen=True)
+class ExactLevel(Level):
+    label: str = "exact"
+    term_frequency: bool = False
+
+    @property
+    def tf_column(self) -> str | None:
+        return self.column if self.term_frequency else None
+
+    @property
+    def sql_condition(self) -> str:
+        return f"{self.column}_l = {self.column}_r"
+
+    def matches(self, left: Row, right: Row) -> bool:
+        pair = _pair(self.column, left, right)
+        return pair is not None and pair[0] == pair[1]
+
+
+@dataclass(frozen=True)
+class ListOverlapLevel(Level):
+    """Two lists share a member: nickname groups ('bill' and 'william')."""
+
+    label: str = "overlap"
+
+    @property
+    def sql_condition(self) -> str:
+        return f"list_has_any({self.column}_l, {self.column}_r)"
+
+    def matches(self, left: Row, right: Row) -> bool:
+        pair = _pair(self.column, left, right)
+        return pair is not None and not set(pair[0]).isdisjoint(pair[1])
+
+
+@dataclass(frozen=True)
+class JaroWinklerLevel(Level):
+    threshold: float = 0.9
+
+    @property
+    def sql_condition(self) -> str:
+        return f"jaro_winkler_similarity({self.column}_l, {self.column}_r) >= {self.threshold}"
+
+    def matches(self, left: Row, right: Row) -> bool:
+        pair = _pair(self.column, left, right)
+        return pair is not None and JaroWinkler.similarity(pair[0], pair[1]) >= self.threshold
+
+
+@dataclass(frozen=True)
+class DamerauLevenshteinLevel(Level):
+    """At most `distance` edits, a swap of neighbours counting as one."""
+
+    distance: int = 1
+
+    @property
+    def sql_condition(self) -> str:
+        return f"damerau_levenshtein({self.column}_l, {self.column}_r) <= {self.distance}"
+
+    def matches(self, left: Row, right: Row) -> bool:
+        pair = _pair(self.column, left, right)
+        return pair is not None and DamerauLevenshtein.distance(pair[0], pair[1]) <= self.distance
+
+
+@dataclass(frozen=True)
+class PrefixLevel(Level):
+    length: int = 3
+
+    @property
+    def sql_condition(self) -> str:
+        n = self.length
+        return f"substr({self.column}_l, 1, {n}) = substr({self.column}_r, 1, {n})"
+
+    def matches(self, left: Row, right: Row) -> bool:
+        pair = _pair(self.column, left, right)
+        return pair is not None and pair[0][: self.length] == pair[1][: self.length]
+
+
+@dataclass(frozen=True)
+class CrossColumnLevel(Level):
+    """Two fields sent the other way round: first name on the left is surname on the right."""
+
+    other: str = ""
+
+    @property
+    def sql_condition(self) -> str:
+        c, o = self.column, self.other
+        return f"{c}_l = {o}_r AND {o}_l = {c}_r"
+
+    def matches(self, left: Row, right: Row) -> bool:
+        a, b = _pair(self.column, left, right), _pair(self.other, left, right)
+        return a is not None and b is not None and (
+            left[self.column] == right[self.other] and left[self.other] == right[self.column]
+        )
+
+
+@dataclass(frozen=True)
+class DayMonthSwapLevel(Level):
+    """ISO dates whose day and month are exchanged (a US/European format mix-up)."""
+
+    label: str = "day and month swapped"
+
+    @property
+    def sql_condition(self) -> str:
+        c = self.column
+        return (
+            f"substr({c}_l, 1, 4) = substr({c}_r, 1, 4) "
+            f"AND substr({c}_l, 6, 2) = substr({c}_r, 9, 2) "
+            f"AND substr({c}_l, 9, 2) = substr({c}_r, 6, 2)"
+        )
+
+    def matches(self, left: Row, right: Row) -> bool:
+        pair = _pair(self.column, left, right)
+        if pair is None:
+            return False
+        a, b = pair
+        return a[:4] == b[:4] and a[5:7] == b[8:10] and a[8:10] == b[5:7]
+
+
+@dataclass(frozen=True)
+class EmailLocalPartLevel(Level):
+    label: str = "same user, other domain"
+
+    @property
+    def sql_condition(self) -> str:
+        c = self.column
+        return f"split_part({c}_l, '@', 1) = split_part({c}_r, '@', 1)"
+
+    def matches(self, left: Row, right: Row) -> bool:
+        pair = _pair(self.column, left, right)
+        return pair is not None and pair[0].split("@")[0] == pair[1].split("@")[0]
+
+
+@dataclass(frozen=True)
+class AllOf(Level):
+    """Every part holds (SQL AND): e.g. same street address and same postcode."""
+
+    column: str = ""
+    parts: tuple[Level, ...] = ()
+
+    @property
+    def sql_condition(self) -> str:
+        return " AND ".join(f"({p.sql_condition})" for p in self.parts)
+
+    def matches(self, left: Row, right: Row) -> bool:
+        return all(p.matches(left, right) for p in self.parts)
+
+
+@dataclass(frozen=True)
+class NullOfAll(Level):
+    """Null level of a comparison over several columns: none of them can be compared."""
+
+    column: str = ""
+    label: str = "null"
+    columns: tuple[str, ...] = ()
+    is_null_level = True
+
+    @property
+    def sql_condition(self) -> str:
+        return " AND ".join(f"({c}_l IS NULL OR {c}_r IS NULL)" for c in self.columns)
+
+    def matches(self, left: Row, right: Row) -> bool:
+        return all(left.get(c) is None or right.get(c) is None for c in self.columns)
+
+
+@dataclass(frozen=True)
+class ElseLevel(Level):
+    column: str = ""
+    label: str = "all other"
+    is_else_level = True
+
+    @property
+    def sql_condition(self) -> str:
+        return "ELSE"
+
+    def matches(self, left: Row, right: Row) -> bool:
+        return True

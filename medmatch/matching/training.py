@@ -1,0 +1,127 @@
+"""Training the Fellegi-Sunter model with Splink on DuckDB.
+
+u comes from random sampling, m from EM over blocking rules that leave each comparison free
+in at least one session, and m from labelled pairs when a reviewer has provided them. Splink
+is imported here, not at package import: library mode stays light until training runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from medmatch.data.features import SPLINK_COLUMNS
+from medmatch.matching.model import (
+    LEVEL_NOT_OBSERVED,
+    NOT_OBSERVED_PROBABILITY,
+    MatchModel,
+    base_settings,
+    stamp,
+)
+
+logger = logging.getLogger(__name__)
+
+TF_COLUMNS = ("first_name", "last_name")
+# Deterministic rules that admit almost no false positives, for the prior.
+_PRIOR_RULES = (
+    "l.first_name = r.first_name AND l.last_name = r.last_name AND l.dob = r.dob",
+    "l.ssn = r.ssn AND l.dob = r.dob",
+)
+# Each EM session fixes the comparisons in its rule and estimates the others.
+EM_RULES = (
+    "l.dob = r.dob",
+    "l.first_name = r.first_name AND l.last_name = r.last_name",
+    "l.phone = r.phone",
+)
+
+
+def splink_input(features: pd.DataFrame) -> pd.DataFrame:
+    return features.loc[:, list(SPLINK_COLUMNS)]
+
+
+def term_frequency_tables(features: pd.DataFrame) -> tuple[dict[str, dict[str, float]], float]:
+    """Relative frequencies as Splink computes them (share of non-null values).
+
+    The scorer gives a value training never saw the frequency of a singleton.
+    """
+    tables: dict[str, dict[str, float]] = {}
+    singleton = 1.0
+    for column in TF_COLUMNS:
+        counts = features[column].dropna().value_counts()
+        total = float(counts.sum()) or 1.0
+        singleton = min(singleton, 1.0 / total)
+        tables[column] = {str(k): float(v) / total for k, v in counts.items()}
+    return tables, singleton
+
+
+def _fill_untrained(settings: dict[str, Any]) -> list[str]:
+    """Levels training never saw become neutral (m = u), listed in the model's metadata.
+
+    Values are written as numbers, as Splink reads its own "not observed" text (1e-6), so
+    both engines read plain numbers."""
+    untrained = []
+    for comparison in settings["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            m, u = level.get("m_probability"), level.get("u_probability")
+            if u is None or u == LEVEL_NOT_OBSERVED:
+                level["u_probability"] = u = NOT_OBSERVED_PROBABILITY
+            if m is None or m == LEVEL_NOT_OBSERVED:
+                level["m_probability"] = u
+                untrained.append(f"{comparison['output_column_name']}/{level['label_for_charts']}")
+    return untrained
+
+
+def train_model(
+    features: pd.DataFrame,
+    *,
+    labels: Iterable[tuple[str, str]] | None = None,
+    seed: int = 42,
+    max_pairs_u: float = 2e6,
+    em_max_pairs: float | None = 2e6,
+    em_sampling_from: int = 100_000,
+) -> MatchModel:
+    """Train on a feature table (from `table_features`); labels are known matching pairs."""
+    from splink import DuckDBAPI, Linker
+
+    db = DuckDBAPI()
+    frame = db.register(splink_input(features), dataset_display_name="records")
+    linker = Linker(frame, base_settings(), log_level=logging.WARNING)
+    training = linker.training
+    training.estimate_probability_two_random_records_match(list(_PRIOR_RULES), recall=0.7)
+    training.estimate_u_using_random_sampling(max_pairs=max_pairs_u, seed=seed)
+    sessions = 0
+    for rule in EM_RULES:
+        training.estimate_parameters_using_expectation_maximisation(
+            rule, max_pairs=em_max_pairs if len(features) >= em_sampling_from else None
+        )
+        sessions += 1
+    label_pairs = list(labels or [])
+    if label_pairs:
+        table = pd.DataFrame(
+            {
+                "source_dataset_l": "records",
+                "unique_id_l": [a for a, _ in label_pairs],
+                "source_dataset_r": "records",
+                "unique_id_r": [b for _, b in label_pairs],
+            }
+        )
+        linker.table_management.register_table(table, "labels", overwrite=True)
+        training.estimate_m_from_pairwise_labels("labels")
+    settings = linker.misc.save_model_to_json()
+    untrained = _fill_untrained(settings)
+    tables, singleton = term_frequency_tables(features)
+    metadata = stamp(
+        {
+            "records": int(len(features)),
+            "em_sessions": sessions,
+            "labelled_pairs": len(label_pairs),
+            "seed": seed,
+            "untrained_levels": untrained,
+        }
+    )
+    return MatchModel(settings, tables, unseen_frequency=singleton, metadata=metadata)
