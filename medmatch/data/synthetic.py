@@ -319,6 +319,8 @@ class _RecordWriter:
         if r() < 0.05:
             address = _typo(rnd, address)
         phone_num = person_state["new_phone"] if (person_state["new_phone"] and r() < 0.5) else int(c["phone"][i])
+        if r() < 0.02:  # a mistyped digit in the line number keeps the number valid
+            phone_num = phone_num - phone_num % 10_000 + (phone_num % 10_000 + rnd.randrange(1, 10) * 10 ** rnd.randrange(4)) % 10_000
         row = {
             "record_id": record_id,
             "source_system": system,
@@ -330,7 +332,7 @@ class _RecordWriter:
             "date_of_birth": _format_date(dob, _DATE_STYLE[system], rnd) if r() > 0.02 else None,
             "gender": _format_sex(str(c["sex"][i]), _SEX_STYLE[system]) if r() > 0.03 else None,
             "phone": _format_phone(phone_num, rnd) if r() > 0.15 else None,
-            "email": (f"{c['email_user'][i]}@{_DOMAINS[i % len(_DOMAINS)]}"
+            "email": (f"{c['email_user'][i]}@{_DOMAINS[(i + (r() < 0.05)) % len(_DOMAINS)]}"
                       if c["has_email"][i] and r() < 0.8 else None),
             "address_line": address if r() > 0.05 else None,
             "city": city if r() > 0.03 else None,
@@ -363,6 +365,16 @@ class _RecordWriter:
         return f"{s[:3]}-{s[3:5]}-{s[5:]}" if self.rnd.random() < 0.5 else s
 
 
+def _new_address(pop: _Population, i: int, rnd: random.Random, rng: np.random.Generator) -> tuple:
+    """A move: a third stay in town (same city, a nearby postcode), the rest go elsewhere."""
+    c = pop.cols
+    street = (rnd.randrange(1, 9999), str(rng.choice(pop.last_names)), rnd.randrange(len(_STREET_SUFFIXES)))
+    if rnd.random() < 0.33:
+        return (*street, str(c["city"][i]), str(c["state"][i]), int(c["zip"][i]) + rnd.randrange(1, 9))
+    city, state, base = pop._cities[rnd.randrange(len(pop._cities))]
+    return (*street, city, state, base + rnd.randrange(0, 40))
+
+
 def generate(people: int = 1000, seed: int = 42, **overrides: float) -> SyntheticData:
     """Generate `people` people (plus their twins and sons) and their records."""
     cfg = SyntheticConfig(people=people, seed=seed, **overrides)  # type: ignore[arg-type]
@@ -384,10 +396,7 @@ def generate(people: int = 1000, seed: int = 42, **overrides: float) -> Syntheti
         state = {
             "married_name": str(rng.choice(pop.last_names, p=pop.pl)) if married else None,
             "moved": moved,
-            "new_address": (rnd.randrange(1, 9999), str(rng.choice(pop.last_names)),
-                            rnd.randrange(len(_STREET_SUFFIXES)),
-                            *pop._cities[rnd.randrange(len(pop._cities))][:2],
-                            pop._cities[rnd.randrange(len(pop._cities))][2]) if moved else None,
+            "new_address": _new_address(pop, i, rnd, rng) if moved else None,
             "new_phone": int(pop._phones(1)[0]) if rnd.random() < 0.2 else None,
             "history": writer.history(),
         }

@@ -73,7 +73,7 @@ def default_comparisons() -> tuple[Comparison, ...]:
                 lv.NullLevel("dob"),
                 lv.ExactLevel("dob"),
                 lv.DayMonthSwapLevel("dob"),
-                lv.DamerauLevenshteinLevel("dob", "one edit", distance=1),
+                lv.DatePartsLevel("dob"),
                 lv.ExactLevel("birth_year", "same year"),
                 lv.ElseLevel(),
             ),
@@ -89,7 +89,7 @@ def default_comparisons() -> tuple[Comparison, ...]:
             (
                 lv.NullLevel("phone"),
                 lv.ExactLevel("phone"),
-                lv.DamerauLevenshteinLevel("phone", "one digit differs", distance=1),
+                lv.LevenshteinLevel("phone", "one or two digits differ", distance=2),
                 lv.ElseLevel(),
             ),
             mutable=True,
@@ -136,7 +136,7 @@ def default_comparisons() -> tuple[Comparison, ...]:
             (
                 lv.NullLevel("ssn"),
                 lv.ExactLevel("ssn"),
-                lv.DamerauLevenshteinLevel("ssn", "one edit", distance=1),
+                lv.LevenshteinLevel("ssn", "one or two digits differ", distance=2),
                 lv.ElseLevel(),
             ),
         ),

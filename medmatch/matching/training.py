@@ -90,10 +90,13 @@ def train_model(
 
     db = DuckDBAPI()
     frame = db.register(splink_input(features), dataset_display_name="records")
-    linker = Linker(frame, base_settings(), log_level=logging.WARNING)
+    # Splink warns about every level EM cannot see; the metadata lists those instead
+    linker = Linker(frame, base_settings(), log_level=logging.ERROR)
     training = linker.training
     training.estimate_probability_two_random_records_match(list(_PRIOR_RULES), recall=0.7)
-    training.estimate_u_using_random_sampling(max_pairs=max_pairs_u, seed=seed)
+    training.estimate_u_using_random_sampling(
+        max_pairs=max_pairs_u, seed=seed, min_count_per_level=None, num_chunks=1
+    )
     sessions = 0
     for rule in EM_RULES:
         training.estimate_parameters_using_expectation_maximisation(
