@@ -7,6 +7,7 @@ records `version`.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -74,8 +75,10 @@ class MatchModel:
         if names != expected:
             raise ModelError(f"model comparisons {names} do not match this MedMatch {expected}")
         for spec, comparison in zip(self.splink_settings["comparisons"], self.comparisons, strict=True):
-            labels = [lvl.get("label_for_charts") for lvl in spec["comparison_levels"]]
-            if labels != [lvl.label for lvl in comparison.levels]:
+            # the model's levels must be ours, condition for condition: the scorer relies on it
+            stored = [(lvl.get("label_for_charts"), lvl.get("sql_condition"))
+                      for lvl in spec["comparison_levels"]]
+            if stored != [(lvl.label, lvl.sql_condition) for lvl in comparison.levels]:
                 raise ModelError(f"model levels of {comparison.name} do not match this MedMatch")
 
     @property
@@ -118,14 +121,15 @@ class MatchModel:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """A deep copy: changing it never changes this model."""
+        return copy.deepcopy({
             "format": FORMAT,
             "version": self.version,
             "metadata": self.metadata,
             "unseen_frequency": self.unseen_frequency,
             "splink_settings": self.splink_settings,
             "term_frequencies": self.term_frequencies,
-        }
+        })
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -136,7 +140,7 @@ class MatchModel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MatchModel:
         if data.get("format") != FORMAT:
-            raise ModelError(f"not a {FORMAT} file")
+            raise ModelError(f"not a MedMatch model file (expected format {FORMAT})")
         return cls(
             splink_settings=data["splink_settings"],
             term_frequencies=data.get("term_frequencies", {}),

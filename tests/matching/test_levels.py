@@ -1,0 +1,95 @@
+"""Each level, rendered for DuckDB and for Python, gives the same answer pair by pair."""
+
+import duckdb
+import pytest
+
+from medmatch.matching import default_comparisons
+from medmatch.matching import levels as lv
+
+PAIRS = [
+    ({"first_name": "william", "first_name_group": ["bill", "william"], "last_name": "smith"},
+     {"first_name": "bill", "first_name_group": ["bill", "william"], "last_name": "smith"}),
+    ({"first_name": "jon", "first_name_group": ["jon"], "last_name": "smyth"},
+     {"first_name": "john", "first_name_group": ["john", "johnny"], "last_name": "smith"}),
+    ({"first_name": "smith", "first_name_group": ["smith"], "last_name": "anna"},
+     {"first_name": "anna", "first_name_group": ["anna", "ann"], "last_name": "smith"}),
+    ({"first_name": None, "first_name_group": None, "last_name": "lee"},
+     {"first_name": "ann", "first_name_group": ["ann"], "last_name": None}),
+]
+DATES = ["1980-03-04", "1980-04-03", "1980-03-14", "1981-03-04", "1980-11-22", "1966-01-02", None]
+OTHER = [
+    {"phone": "+16175550123", "email": "ann.lee@example.org", "address": "12 main st",
+     "postal_code": "02139", "ssn": "123456789", "sex": "F", "birth_year": "1980"},
+    {"phone": "+16175550132", "email": "ann.lee@example.com", "address": "12 main st apt 2",
+     "postal_code": "02139", "ssn": "123456798", "sex": "F", "birth_year": "1980"},
+    {"phone": "+16175559999", "email": "al@example.com", "address": "99 elm rd",
+     "postal_code": "02141", "ssn": None, "sex": "M", "birth_year": "1981"},
+    {"phone": None, "email": None, "address": None, "postal_code": None, "ssn": "987654321",
+     "sex": None, "birth_year": None},
+]
+
+
+def _rows():
+    rows = []
+    for (a, b) in PAIRS:
+        for i, da in enumerate(DATES):
+            db = DATES[(i + 1) % len(DATES)]
+            for j, oa in enumerate(OTHER):
+                ob = OTHER[(j + i) % len(OTHER)]
+                rows.append((a | oa | {"dob": da}, b | ob | {"dob": db}))
+                rows.append((a | oa | {"dob": da}, a | oa | {"dob": da}))
+    return rows
+
+
+def _duckdb_answer(condition: str, left: dict, right: dict) -> bool:
+    cols = sorted(set(left) | set(right))
+    con = duckdb.connect()
+    lists = {"first_name_group"}
+    selects = []
+    params = []
+    for side, row in (("l", left), ("r", right)):
+        for c in cols:
+            cast = "VARCHAR[]" if c in lists else "VARCHAR"
+            selects.append(f"CAST(? AS {cast}) AS {c}_{side}")
+            params.append(row.get(c))
+    sql = f"SELECT CASE WHEN {condition} THEN TRUE ELSE FALSE END FROM (SELECT {', '.join(selects)})"
+    return bool(con.execute(sql, params).fetchone()[0])
+
+
+@pytest.mark.parametrize("comparison", default_comparisons(), ids=lambda c: c.name)
+def test_sql_and_python_agree_on_every_level(comparison):
+    checked = 0
+    for left, right in _rows():
+        for level in comparison.levels:
+            if level.is_else_level:
+                continue
+            assert level.matches(left, right) == _duckdb_answer(level.sql_condition, left, right), (
+                comparison.name, level.label, left, right,
+            )
+            checked += 1
+    assert checked > 100
+
+
+def test_levels_reached():
+    first = default_comparisons()[0]
+    labels = [lvl.label for lvl in first.levels]
+    got = [labels[first.level_index(a, b)] for a, b in PAIRS]
+    assert got == ["nickname", "jaro-winkler >= 0.92", "swapped with last name", "null"]
+    dob = default_comparisons()[2]
+    names = [lvl.label for lvl in dob.levels]
+    assert names[dob.level_index({"dob": "1980-03-04"}, {"dob": "1980-04-03"})] == "day and month swapped"
+    assert names[dob.level_index({"dob": "1980-03-04"}, {"dob": "1980-03-14"})] == "two of year, month, day agree"
+
+
+def test_comparisons_reject_bad_level_lists():
+    with pytest.raises(ValueError, match="null level"):
+        from medmatch.matching.comparisons import Comparison
+
+        Comparison("x", "x", (lv.ExactLevel("x"), lv.ElseLevel()))
+    with pytest.raises(ValueError, match="else level"):
+        Comparison("x", "x", (lv.NullLevel("x"), lv.ExactLevel("x")))
+
+
+def test_gamma_numbering_follows_splink():
+    comp = default_comparisons()[3]  # sex: null, exact, else
+    assert [comp.gamma(i) for i in range(3)] == [-1, 1, 0]
