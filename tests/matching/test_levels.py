@@ -41,32 +41,38 @@ def _rows():
     return rows
 
 
-def _duckdb_answer(condition: str, left: dict, right: dict) -> bool:
-    cols = sorted(set(left) | set(right))
+COLUMNS = sorted({c for a, b in _rows() for c in (*a, *b)})
+
+
+def _pairs_table() -> duckdb.DuckDBPyConnection:
+    """All test pairs as one DuckDB table with <col>_l and <col>_r columns."""
     con = duckdb.connect()
-    lists = {"first_name_group"}
-    selects = []
-    params = []
-    for side, row in (("l", left), ("r", right)):
-        for c in cols:
-            cast = "VARCHAR[]" if c in lists else "VARCHAR"
-            selects.append(f"CAST(? AS {cast}) AS {c}_{side}")
-            params.append(row.get(c))
-    sql = f"SELECT CASE WHEN {condition} THEN TRUE ELSE FALSE END FROM (SELECT {', '.join(selects)})"
-    return bool(con.execute(sql, params).fetchone()[0])
+    types = {c: ("VARCHAR[]" if c == "first_name_group" else "VARCHAR") for c in COLUMNS}
+    cols = [f"{c}_{side} {types[c]}" for side in ("l", "r") for c in COLUMNS]
+    con.execute(f"CREATE TABLE pairs (pair_id INTEGER, {', '.join(cols)})")
+    rows = [[i, *(left.get(c) for c in COLUMNS), *(right.get(c) for c in COLUMNS)]
+            for i, (left, right) in enumerate(_rows())]
+    con.executemany(f"INSERT INTO pairs VALUES ({', '.join('?' * (1 + 2 * len(COLUMNS)))})", rows)
+    return con
+
+
+@pytest.fixture(scope="module")
+def pairs_db():
+    return _pairs_table()
 
 
 @pytest.mark.parametrize("comparison", default_comparisons(), ids=lambda c: c.name)
-def test_sql_and_python_agree_on_every_level(comparison):
+def test_sql_and_python_agree_on_every_level(comparison, pairs_db):
+    rows = _rows()
     checked = 0
-    for left, right in _rows():
-        for level in comparison.levels:
-            if level.is_else_level:
-                continue
-            assert level.matches(left, right) == _duckdb_answer(level.sql_condition, left, right), (
-                comparison.name, level.label, left, right,
-            )
-            checked += 1
+    for level in comparison.levels:
+        if level.is_else_level:
+            continue
+        sql = f"SELECT pair_id, CASE WHEN {level.sql_condition} THEN TRUE ELSE FALSE END FROM pairs ORDER BY pair_id"
+        answers = pairs_db.execute(sql).fetchall()
+        for (pair_id, in_sql), (left, right) in zip(answers, rows, strict=True):
+            assert level.matches(left, right) == in_sql, (comparison.name, level.label, left, right)
+        checked += len(rows)
     assert checked > 100
 
 
