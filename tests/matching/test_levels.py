@@ -26,6 +26,10 @@ OTHER = [
      "postal_code": "02141", "ssn": None, "sex": "M", "birth_year": "1981"},
     {"phone": None, "email": None, "address": None, "postal_code": None, "ssn": "987654321",
      "sex": None, "birth_year": None},
+    {"phone": "+16175550124", "email": "ann.lee@example.org", "address": "12 main st",
+     "postal_code": "02239", "ssn": "123456780", "sex": "F", "birth_year": "1980"},
+    {"phone": "+442079460958", "email": "bo@example.net", "address": "12 maine st",
+     "postal_code": None, "ssn": "987654312", "sex": "O", "birth_year": "1966"},
 ]
 
 
