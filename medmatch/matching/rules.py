@@ -54,6 +54,11 @@ def _dob_close(left: Row, right: Row) -> bool:
     )
 
 
+def _given_names_related(left: Row, right: Row) -> bool:
+    """Both given names present and the same name: equal, close, a nickname, or swapped."""
+    return _both(left, right, "first_name") and not _given_names_differ(left, right, below=0.8)
+
+
 def _given_names_differ(left: Row, right: Row, below: float) -> bool:
     """Given names that are neither close, nor nicknames of each other, nor swapped fields."""
     if not _both(left, right, "first_name"):
@@ -100,17 +105,19 @@ def hard_negative(left: Row, right: Row) -> RuleHit | None:
             )
     if (
         _dob_close(left, right)
-        and (_similar(left, right, "last_name") or not _both(left, right, "last_name"))
-        and (_same(left, right, "address") or _same(left, right, "phone"))
-        and _given_names_differ(left, right, below=0.8)
+        and any(_same(left, right, c) for c in ("address", "phone", "postal_code"))
+        and not _given_names_related(left, right)
     ):
+        unrelated = _given_names_differ(left, right, below=0.6)
         sex_differs = _both(left, right, "sex") and left["sex"] != right["sex"]
-        if sex_differs or medical_histories_conflict(left, right) or _given_names_differ(
-            left, right, below=0.6
-        ):
+        # twin sisters may no longer share a surname: an unrelated given name is enough then
+        surname_ok = (
+            _similar(left, right, "last_name") or not _both(left, right, "last_name") or unrelated
+        )
+        if surname_ok and (sex_differs or unrelated or medical_histories_conflict(left, right)):
             return RuleHit(
                 "twins", RuleKind.HARD_NEGATIVE,
-                "same birth date, surname and home, different given names (twins)",
+                "same birth date and home, different given names or sex (twins)",
             )
     return None
 
