@@ -56,10 +56,20 @@ def predict_pairs(features: pd.DataFrame, model: MatchModel, floor: float) -> pd
     return linker.misc.query_sql(sql, output_type="pandas")
 
 
+def feature_rows(features: pd.DataFrame, ids: set[str]) -> dict[str, dict]:
+    """unique_id -> feature row (a dict), for the given ids only."""
+    subset = features[features["unique_id"].isin(ids)]
+    names = list(subset.columns)
+    values = [subset[c].tolist() for c in names]
+    return {row[0]: dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)}
+
+
 def _same_source_record_pairs(features: pd.DataFrame) -> list[tuple[str, str]]:
-    keyed = features.dropna(subset=["external_id"])
+    keyed = features.loc[features["external_id"].notna(), ["unique_id", "source_system", "external_id"]]
+    keys = ["source_system", "external_id"]
+    resent = keyed[keyed.duplicated(keys, keep=False)]
     pairs = []
-    for _, group in keyed.groupby(["source_system", "external_id"]):
+    for _, group in resent.groupby(keys):
         ids = sorted(group["unique_id"])
         pairs += [(ids[0], other) for other in ids[1:]]
     return pairs
@@ -72,21 +82,19 @@ def decide_pairs(
     thresholds: MatchThresholds,
 ) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
     """Apply rules and thresholds to every scored pair; returns pairs and hard negatives."""
-    rows = features.set_index("unique_id", drop=False).to_dict("index")
     weights = model.level_weights()
     comps = model.comparisons
     gamma_cols = [f"gamma_{c.name}" for c in comps]
-    scored_ids = set(zip(scored["unique_id_l"], scored["unique_id_r"], strict=True))
+    columns = ["unique_id_l", "unique_id_r", "match_probability", "match_weight", *gamma_cols]
+    # plain Python lists: iterating pandas (Arrow-backed) columns costs ~30x more per value
+    records = list(zip(*(scored[c].tolist() for c in columns), strict=True))
+    scored_ids = {(r[0], r[1]) for r in records}
     extra = [
         (a, b) for a, b in _same_source_record_pairs(features)
         if (a, b) not in scored_ids and (b, a) not in scored_ids
     ]
-    records = list(
-        zip(
-            scored["unique_id_l"], scored["unique_id_r"], scored["match_probability"],
-            scored["match_weight"], *(scored[g] for g in gamma_cols), strict=True,
-        )
-    )
+    involved = {r[0] for r in records} | {r[1] for r in records} | {x for p in extra for x in p}
+    rows = feature_rows(features, involved)
     out: list[tuple] = []
     cannot: list[tuple[str, str]] = []
     for a, b, probability, mw, *gammas in records:

@@ -13,6 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -81,9 +82,11 @@ class MatchModel:
             if stored != [(lvl.label, lvl.sql_condition) for lvl in comparison.levels]:
                 raise ModelError(f"model levels of {comparison.name} do not match this MedMatch")
 
-    @property
+    @cached_property
     def version(self) -> str:
-        """Content hash of the parameters: the same model always has the same version."""
+        """Content hash of the parameters: the same model always has the same version.
+
+        Cached: a model's parameters are not changed after it is built (`to_dict` copies)."""
         blob = json.dumps(
             {"s": self.splink_settings, "tf": self.term_frequencies}, sort_keys=True
         ).encode()
