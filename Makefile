@@ -23,6 +23,7 @@ demo: $(VENV)/.installed
 	@echo "Outputs:  $(DEMO_DIR)/out/pairs.csv, $(DEMO_DIR)/out/clusters.csv, $(DEMO_DIR)/out/model.json"
 
 test: $(VENV)/.installed
+	$(VENV)/bin/ruff check medmatch tests scripts benchmarks
 	$(PY) -m pytest --cov=medmatch --cov-report=term --cov-fail-under=90
 
 lint: $(VENV)/.installed

@@ -42,8 +42,14 @@ def _f1(clusters_csv: Path, truth: pd.DataFrame) -> dict:
 
     clusters = pd.read_csv(clusters_csv, dtype=str)
     truth_map = dict(zip(truth["record_id"], truth["person_id"], strict=True))
-    metrics = cluster_pairwise(dict(zip(clusters["record_id"], clusters["cluster_id"], strict=True)), truth_map)
-    return {"precision": round(metrics.precision, 4), "recall": round(metrics.recall, 4), "f1": round(metrics.f1, 4)}
+    metrics = cluster_pairwise(
+        dict(zip(clusters["record_id"], clusters["cluster_id"], strict=True)), truth_map
+    )
+    return {
+        "precision": round(metrics.precision, 4),
+        "recall": round(metrics.recall, 4),
+        "f1": round(metrics.f1, 4),
+    }
 
 
 def _pairs_compared(frame: pd.DataFrame, rules: list) -> int:
@@ -52,18 +58,27 @@ def _pairs_compared(frame: pd.DataFrame, rules: list) -> int:
 
     db = DuckDBAPI()
     counts = count_comparisons_from_blocking_rules(
-        db.register(frame), blocking_rules=rules, link_type="dedupe_only", record_sample_proportion=1.0
+        db.register(frame),
+        blocking_rules=rules,
+        link_type="dedupe_only",
+        record_sample_proportion=1.0,
     )
     return int(counts[-1]["cumulative_comparison_count"])
 
 
 def _plain_frame(demo: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({
-        "unique_id": demo["record_id"], "first_name": demo["name_first"].str.lower().str.strip(),
-        "surname": demo["name_last"].str.lower().str.strip(),
-        "dob": pd.to_datetime(demo["date_of_birth"], format="mixed", errors="coerce").dt.strftime("%Y-%m-%d"),
-        "email": demo["email"].str.lower(), "phone": demo["phone"].str.replace(r"\D", "", regex=True).str[-10:],
-    })
+    return pd.DataFrame(
+        {
+            "unique_id": demo["record_id"],
+            "first_name": demo["name_first"].str.lower().str.strip(),
+            "surname": demo["name_last"].str.lower().str.strip(),
+            "dob": pd.to_datetime(
+                demo["date_of_birth"], format="mixed", errors="coerce"
+            ).dt.strftime("%Y-%m-%d"),
+            "email": demo["email"].str.lower(),
+            "phone": demo["phone"].str.replace(r"\D", "", regex=True).str[-10:],
+        }
+    )
 
 
 def bench_size(records: int, work: Path) -> dict:
@@ -82,17 +97,43 @@ def bench_size(records: int, work: Path) -> dict:
     n = len(data.demographics)
     print(f"[{n:,} records] generated in {gen_s:.1f}s", flush=True)
 
-    ours = _measure(f"medmatch_{records}", work, str(ROOT / "scripts/run_matcher.py"),
-                    "--demographics", str(paths["demographics"]), "--medical", str(paths["medical"]),
-                    "--out", str(folder / "out"), "--seed", "1")
+    ours = _measure(
+        f"medmatch_{records}",
+        work,
+        str(ROOT / "scripts/run_matcher.py"),
+        "--demographics",
+        str(paths["demographics"]),
+        "--medical",
+        str(paths["medical"]),
+        "--out",
+        str(folder / "out"),
+        "--seed",
+        "1",
+    )
     ours |= _f1(folder / "out" / "clusters.csv", data.truth)
     summary = json.loads((folder / "out" / "summary.json").read_text())
-    ours |= {k: summary[k] for k in ("pairs_scored", "auto_match", "review_required", "normalise_s",
-                                     "score_s", "decide_s", "cluster_s") if k in summary}
+    ours |= {
+        k: summary[k]
+        for k in (
+            "pairs_scored",
+            "auto_match",
+            "review_required",
+            "normalise_s",
+            "score_s",
+            "decide_s",
+            "cluster_s",
+        )
+        if k in summary
+    }
     print(f"  medmatch     {ours}", flush=True)
 
-    plain = _measure(f"splink_{records}", work, str(ROOT / "benchmarks/plain_splink.py"),
-                     str(paths["demographics"]), str(folder / "plain_clusters.csv"))
+    plain = _measure(
+        f"splink_{records}",
+        work,
+        str(ROOT / "benchmarks/plain_splink.py"),
+        str(paths["demographics"]),
+        str(folder / "plain_clusters.csv"),
+    )
     plain |= _f1(folder / "plain_clusters.csv", data.truth)
     print(f"  plain splink {plain}", flush=True)
 
@@ -105,8 +146,11 @@ def bench_size(records: int, work: Path) -> dict:
         [block_on("first_name", "surname"), block_on("dob"), block_on("email"), block_on("phone")],
     )
     return {
-        "records": n, "people": int(data.truth["person_id"].nunique()), "generate_s": round(gen_s, 2),
-        "medmatch": ours, "plain_splink": plain,
+        "records": n,
+        "people": int(data.truth["person_id"].nunique()),
+        "generate_s": round(gen_s, 2),
+        "medmatch": ours,
+        "plain_splink": plain,
         "time_ratio": round(ours["wall_s"] / plain["wall_s"], 3),
         "memory_ratio": round(ours["peak_rss_mib"] / plain["peak_rss_mib"], 3),
         "f1_delta": round(ours["f1"] - plain["f1"], 4),
@@ -150,8 +194,11 @@ def bench_realtime(repeats: int = 3000) -> dict:
 
     def summary(xs: list[float]) -> dict:
         xs = sorted(xs)
-        return {"median_ms": round(statistics.median(xs), 4), "p99_ms": round(xs[int(len(xs) * 0.99)], 4),
-                "calls": len(xs)}
+        return {
+            "median_ms": round(statistics.median(xs), 4),
+            "p99_ms": round(xs[int(len(xs) * 0.99)], 4),
+            "calls": len(xs),
+        }
 
     return {"validated_records": summary(times), "from_dicts": summary(raw_times)}
 
@@ -162,10 +209,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--out", type=Path, default=RESULTS / "matching.json")
     args = parser.parse_args()
-    results = {"command": "python benchmarks/bench_matching.py --sizes " + " ".join(map(str, args.sizes)),
-               "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count(),
-                           "platform": platform.platform()},
-               "seed": SEED, "sizes": []}
+    results = {
+        "command": "python benchmarks/bench_matching.py --sizes " + " ".join(map(str, args.sizes)),
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": __import__("os").cpu_count(),
+            "platform": platform.platform(),
+        },
+        "seed": SEED,
+        "sizes": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             results["sizes"].append(bench_size(size, Path(tmp)))
@@ -178,20 +231,28 @@ def main() -> None:
 
 
 def write_markdown(results: dict, path: Path) -> None:
-    lines = [f"Command: `{results['command']}` (seed {results['seed']}, {results['machine']['cpus']} CPUs)", "",
-             "| records | MedMatch F1 | Splink F1 | MedMatch s | Splink s | time ratio | MedMatch MiB | Splink MiB | pairs compared (MedMatch / Splink) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Command: `{results['command']}` (seed {results['seed']}, {results['machine']['cpus']} CPUs)",
+        "",
+        "| records | MedMatch F1 | Splink F1 | MedMatch s | Splink s | time ratio | MedMatch MiB | Splink MiB | pairs compared (MedMatch / Splink) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in results["sizes"]:
         m, p = s["medmatch"], s["plain_splink"]
-        lines.append(f"| {s['records']:,} | {m['f1']} | {p['f1']} | {m['wall_s']} | {p['wall_s']} | "
-                     f"{s['time_ratio']} | {m['peak_rss_mib']} | {p['peak_rss_mib']} | "
-                     f"{m['pairs_compared']:,} / {p['pairs_compared']:,} |")
+        lines.append(
+            f"| {s['records']:,} | {m['f1']} | {p['f1']} | {m['wall_s']} | {p['wall_s']} | "
+            f"{s['time_ratio']} | {m['peak_rss_mib']} | {p['peak_rss_mib']} | "
+            f"{m['pairs_compared']:,} / {p['pairs_compared']:,} |"
+        )
     if "realtime" in results:
         rt = results["realtime"]
-        lines += ["", "Real-time `match_pair`: "
-                  f"median {rt['validated_records']['median_ms']} ms, p99 {rt['validated_records']['p99_ms']} ms "
-                  "(validated records); "
-                  f"median {rt['from_dicts']['median_ms']} ms, p99 {rt['from_dicts']['p99_ms']} ms (from dicts)."]
+        lines += [
+            "",
+            "Real-time `match_pair`: "
+            f"median {rt['validated_records']['median_ms']} ms, p99 {rt['validated_records']['p99_ms']} ms "
+            "(validated records); "
+            f"median {rt['from_dicts']['median_ms']} ms, p99 {rt['from_dicts']['p99_ms']} ms (from dicts).",
+        ]
     path.write_text("\n".join(lines) + "\n")
 
 

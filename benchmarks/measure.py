@@ -23,5 +23,7 @@ except SystemExit as exc:
 wall = time.perf_counter() - started
 peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 with open(out, "w") as f:
-    json.dump({"wall_s": round(wall, 2), "peak_rss_mib": round(peak_kib / 1024, 1), "exit": code}, f)
+    json.dump(
+        {"wall_s": round(wall, 2), "peak_rss_mib": round(peak_kib / 1024, 1), "exit": code}, f
+    )
 sys.exit(code)

@@ -16,17 +16,21 @@ from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
 source, target = sys.argv[1], sys.argv[2]
 raw = pd.read_csv(source, dtype=str)
-df = pd.DataFrame({
-    "unique_id": raw["record_id"],
-    "first_name": raw["name_first"].str.lower().str.strip(),
-    "surname": raw["name_last"].str.lower().str.strip(),
-    "dob": pd.to_datetime(raw["date_of_birth"], format="mixed", errors="coerce").dt.strftime("%Y-%m-%d"),
-    "sex": raw["gender"].str.upper().str[0],
-    "email": raw["email"].str.lower(),
-    "phone": raw["phone"].str.replace(r"\D", "", regex=True).str[-10:],
-    "address": raw["address_line"].str.lower(),
-    "postcode": raw["postal_code"],
-})
+df = pd.DataFrame(
+    {
+        "unique_id": raw["record_id"],
+        "first_name": raw["name_first"].str.lower().str.strip(),
+        "surname": raw["name_last"].str.lower().str.strip(),
+        "dob": pd.to_datetime(raw["date_of_birth"], format="mixed", errors="coerce").dt.strftime(
+            "%Y-%m-%d"
+        ),
+        "sex": raw["gender"].str.upper().str[0],
+        "email": raw["email"].str.lower(),
+        "phone": raw["phone"].str.replace(r"\D", "", regex=True).str[-10:],
+        "address": raw["address_line"].str.lower(),
+        "postcode": raw["postal_code"],
+    }
+)
 
 settings = SettingsCreator(
     link_type="dedupe_only",
@@ -53,7 +57,9 @@ linker.training.estimate_probability_two_random_records_match(
     [block_on("first_name", "surname", "dob")], recall=0.7
 )
 linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=1)
-linker.training.estimate_parameters_using_expectation_maximisation(block_on("first_name", "surname"))
+linker.training.estimate_parameters_using_expectation_maximisation(
+    block_on("first_name", "surname")
+)
 linker.training.estimate_parameters_using_expectation_maximisation(block_on("dob"))
 predictions = linker.inference.predict(threshold_match_probability=0.05)
 clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, 0.9)

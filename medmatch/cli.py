@@ -52,9 +52,9 @@ def generate(
 def match(
     demographics: Annotated[Path, typer.Option(help="CSV or Parquet, one row per record")],
     medical: Annotated[Path | None, typer.Option(help="record_id, conditions, medications")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="folder for pairs.csv, clusters.csv")] = Path(
-        "medmatch-out"
-    ),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="folder for pairs.csv, clusters.csv")
+    ] = Path("medmatch-out"),
     model: Annotated[Path | None, typer.Option(help="use this saved model (no training)")] = None,
     save_model: Annotated[Path | None, typer.Option(help="save the trained model here")] = None,
     train: Annotated[
@@ -93,8 +93,11 @@ def match(
         console.print(f"[yellow]warning:[/yellow] ignored unknown column(s): {', '.join(ignored)}")
 
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     ) as bar:
         task = bar.add_task("normalise", total=1.0)
 
@@ -105,10 +108,14 @@ def match(
         for w in feats.warnings[:10]:
             console.print(f"[yellow]warning:[/yellow] record {w.record_id}: {w.field} {w.reason}")
         if len(feats.warnings) > 10:
-            console.print(f"[yellow]warning:[/yellow] {sum(feats.warning_counts.values())} invalid "
-                          f"values dropped in all ({feats.warning_counts})")
-        should_train = train if train is not None else (
-            chosen is None and len(table) >= settings.min_records_to_train
+            console.print(
+                f"[yellow]warning:[/yellow] {sum(feats.warning_counts.values())} invalid "
+                f"values dropped in all ({feats.warning_counts})"
+            )
+        should_train = (
+            train
+            if train is not None
+            else (chosen is None and len(table) >= settings.min_records_to_train)
         )
         if chosen is None and should_train:
             progress("train", 0.1)
@@ -128,18 +135,31 @@ def match(
     chosen.save(out_dir / "model.json")
     if save_model is not None:
         chosen.save(save_model)
-    summary = result.stats | {"invalid_values": sum(feats.warning_counts.values()),
-                              "wall_time_s": round(time.perf_counter() - started, 2)}
+    summary = result.stats | {
+        "invalid_values": sum(feats.warning_counts.values()),
+        "wall_time_s": round(time.perf_counter() - started, 2),
+    }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     _print_summary(summary, origin, out_dir)
 
 
 def _print_summary(summary: dict, origin: str, out_dir: Path) -> None:
     table = Table(title="MedMatch summary", show_header=False)
-    for key in ("records", "pairs_scored", "auto_match", "review_required", "no_match",
-                "hard_negatives", "clusters", "invalid_values", "wall_time_s"):
-        table.add_row(key.replace("_", " "), f"{summary[key]:,}" if isinstance(summary[key], int)
-                      else str(summary[key]))
+    for key in (
+        "records",
+        "pairs_scored",
+        "auto_match",
+        "review_required",
+        "no_match",
+        "hard_negatives",
+        "clusters",
+        "invalid_values",
+        "wall_time_s",
+    ):
+        table.add_row(
+            key.replace("_", " "),
+            f"{summary[key]:,}" if isinstance(summary[key], int) else str(summary[key]),
+        )
     table.add_row("model", f"{summary['model_version']} ({origin})")
     table.add_row("output", str(out_dir))
     out.print(table)
@@ -169,14 +189,22 @@ def evaluate(
     for col in ("metric", "precision", "recall", "F1"):
         table.add_column(col)
     c, b = report.cluster, report.b_cubed
-    table.add_row("pairwise (clusters)", f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}")
+    table.add_row(
+        "pairwise (clusters)", f"{c['precision']:.4f}", f"{c['recall']:.4f}", f"{c['f1']:.4f}"
+    )
     table.add_row("B-cubed", f"{b['precision']:.4f}", f"{b['recall']:.4f}", f"{b['f1']:.4f}")
     for row in report.sweep:
-        table.add_row(f"pairs >= {row['threshold']}", f"{row['precision']:.4f}",
-                      f"{row['recall']:.4f}", f"{row['f1']:.4f}")
+        table.add_row(
+            f"pairs >= {row['threshold']}",
+            f"{row['precision']:.4f}",
+            f"{row['recall']:.4f}",
+            f"{row['f1']:.4f}",
+        )
     out.print(table)
     for name, counts in report.hard_cases.items():
-        out.print(f"{name}: {counts['wrongly_merged']} of {counts['families']} families wrongly merged")
+        out.print(
+            f"{name}: {counts['wrongly_merged']} of {counts['families']} families wrongly merged"
+        )
     out.print(f"Report written to {out_dir / 'evaluation.json'}")
 
 

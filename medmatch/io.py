@@ -25,7 +25,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
-            return frame.astype({c: "string" for c in frame.columns}).astype(object)
+            return frame.astype(dict.fromkeys(frame.columns, "string")).astype(object)
         return pd.read_csv(path, dtype=str, keep_default_na=True, na_values=[""])
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise InputFileError(f"cannot read {path}: {type(exc).__name__}") from None
@@ -47,7 +47,9 @@ def read_demographics(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
     """The demographics table and the names of the columns it ignored."""
     path = Path(path)
     frame = read_table(path)
-    frame, unknown = _check_columns(frame, path, DEMOGRAPHICS_COLUMNS, ("record_id", "source_system"))
+    frame, unknown = _check_columns(
+        frame, path, DEMOGRAPHICS_COLUMNS, ("record_id", "source_system")
+    )
     if "name_first" not in frame.columns and "name_last" not in frame.columns:
         raise InputFileError(f"{path.name}: needs a name column (name_first or name_last)")
     if frame["record_id"].duplicated().any():

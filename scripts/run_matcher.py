@@ -1,6 +1,6 @@
 """Match a file of patient records: the same command as `medmatch match`.
 
-    python scripts/run_matcher.py --demographics data.csv [--medical medical.csv] [--out DIR]
+python scripts/run_matcher.py --demographics data.csv [--medical medical.csv] [--out DIR]
 """
 
 import sys

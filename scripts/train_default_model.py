@@ -1,6 +1,6 @@
 """Rebuild the model shipped inside the package (medmatch/matching/resources/default_model.json).
 
-    python scripts/train_default_model.py            # 10,000 synthetic people, seed 7
+python scripts/train_default_model.py            # 10,000 synthetic people, seed 7
 """
 
 from __future__ import annotations

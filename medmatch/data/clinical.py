@@ -13,7 +13,9 @@ from functools import cache
 from importlib import resources
 
 _SEPARATORS = re.compile(r"\s*[;|]\s*")
-_NOISE = re.compile(r"\b\d+(\.\d+)?\s*(mg|mcg|units?|ml|g)\b|\b(tablet|tab|capsule|cap|daily|bid|tid|qd|po)\b")
+_NOISE = re.compile(
+    r"\b\d+(\.\d+)?\s*(mg|mcg|units?|ml|g)\b|\b(tablet|tab|capsule|cap|daily|bid|tid|qd|po)\b"
+)
 
 
 @dataclass(frozen=True)

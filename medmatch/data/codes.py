@@ -9,10 +9,26 @@ from medmatch.errors import InvalidValueError
 
 # HL7 v2 administrative sex (table 0001) plus the spellings source systems send.
 _SEX = {
-    "m": "M", "male": "M", "man": "M", "1": "M",
-    "f": "F", "female": "F", "woman": "F", "2": "F",
-    "o": "O", "other": "O", "x": "O", "a": "O", "nonbinary": "O", "non-binary": "O",
-    "u": None, "unknown": None, "n": None, "0": None, "9": None, "": None,
+    "m": "M",
+    "male": "M",
+    "man": "M",
+    "1": "M",
+    "f": "F",
+    "female": "F",
+    "woman": "F",
+    "2": "F",
+    "o": "O",
+    "other": "O",
+    "x": "O",
+    "a": "O",
+    "nonbinary": "O",
+    "non-binary": "O",
+    "u": None,
+    "unknown": None,
+    "n": None,
+    "0": None,
+    "9": None,
+    "": None,
 }
 
 

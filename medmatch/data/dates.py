@@ -26,7 +26,9 @@ _MONTHS = {
         ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
     )
 }
-_TEXT_DATE = re.compile(r"^(\d{1,2})\s+([a-z]{3})[a-z]*\.?\s+(\d{4})$|^([a-z]{3})[a-z]*\.?\s+(\d{1,2}),?\s+(\d{4})$")
+_TEXT_DATE = re.compile(
+    r"^(\d{1,2})\s+([a-z]{3})[a-z]*\.?\s+(\d{4})$|^([a-z]{3})[a-z]*\.?\s+(\d{1,2}),?\s+(\d{4})$"
+)
 
 
 def _build(year: int, month: int, day: int) -> date:

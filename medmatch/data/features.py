@@ -114,14 +114,9 @@ def _clean_column(table: pd.DataFrame, name: str) -> Column:
     """A column as plain Python values: stripped strings, None for missing or empty."""
     if name not in table.columns:
         return [None] * len(table)
-    out: Column = []
-    for value in table[name].tolist():
-        if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
-            out.append(None)
-        else:
-            text = str(value).strip()
-            out.append(text or None)
-    return out
+    text = table[name].astype("string").str.strip()
+    text = text.mask(text == "")
+    return text.to_numpy(dtype=object, na_value=None).tolist()
 
 
 def _map_unique(values: Column, fn: Any) -> Column:
@@ -198,14 +193,14 @@ def table_features(
 
 def _medical_columns(ids: list[str], medical: pd.DataFrame | None) -> tuple[list, list]:
     if medical is None or medical.empty:
-        return [[] for _ in range(len(ids))], [[] for _ in range(len(ids))]
-    med = medical.assign(record_id=medical["record_id"].astype(str)).set_index("record_id")
-    cond = {
-        rid: sorted(clinical.condition_concepts(clinical.split_terms(v)))
-        for rid, v in med.get("conditions", pd.Series(dtype=object)).dropna().items()
-    }
-    meds = {
-        rid: sorted(clinical.drug_concepts(clinical.split_terms(v)))
-        for rid, v in med.get("medications", pd.Series(dtype=object)).dropna().items()
-    }
+        return [[] for _ in ids], [[] for _ in ids]
+    med_ids = [str(v) for v in medical["record_id"].tolist()]
+
+    def concepts(column: str, to_concepts: Any) -> dict[str, list[str]]:
+        texts = _clean_column(medical, column)
+        mapped = _map_unique(texts, lambda t: sorted(to_concepts(clinical.split_terms(t))))
+        return {rid: m for rid, m in zip(med_ids, mapped, strict=True) if m}
+
+    cond = concepts("conditions", clinical.condition_concepts)
+    meds = concepts("medications", clinical.drug_concepts)
     return [cond.get(i, []) for i in ids], [meds.get(i, []) for i in ids]

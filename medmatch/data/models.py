@@ -69,7 +69,9 @@ class Demographics(BaseModel):
     ssn: str | None = None
     mrn: str | None = None
 
-    @field_validator("name_first", "name_middle", "name_last", "address_line", "city", mode="before")
+    @field_validator(
+        "name_first", "name_middle", "name_last", "address_line", "city", mode="before"
+    )
     @classmethod
     def _text(cls, value: Any) -> Any:
         if value is None or (isinstance(value, float) and value != value):

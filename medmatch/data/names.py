@@ -12,9 +12,18 @@ from nicknames import NickNamer
 # Generational suffixes mark different people (father and son): they are split off the
 # name and compared apart, never folded into it.
 SUFFIXES: dict[str, str] = {
-    "jr": "JR", "junior": "JR", "sr": "SR", "senior": "SR",
-    "i": "I", "ii": "II", "iii": "III", "iv": "IV", "v": "V",
-    "2nd": "II", "3rd": "III", "4th": "IV",
+    "jr": "JR",
+    "junior": "JR",
+    "sr": "SR",
+    "senior": "SR",
+    "i": "I",
+    "ii": "II",
+    "iii": "III",
+    "iv": "IV",
+    "v": "V",
+    "2nd": "II",
+    "3rd": "III",
+    "4th": "IV",
 }
 # Single-letter "i"/"v" are only suffixes at the end of a multi-token surname.
 _TOKEN_RE = re.compile(r"[^\w\s'-]+")

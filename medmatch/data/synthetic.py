@@ -35,17 +35,75 @@ _DATE_STYLE = {
     "PHARMACY_PLUS": "us",
     "EURO_CARE": "dotted",
 }
-_SEX_STYLE = {"GENERAL_HOSPITAL": "MF", "COUNTY_CLINIC": "word", "LAB_NET": "MF",
-              "PHARMACY_PLUS": "word", "EURO_CARE": "hl7num"}
+_SEX_STYLE = {
+    "GENERAL_HOSPITAL": "MF",
+    "COUNTY_CLINIC": "word",
+    "LAB_NET": "MF",
+    "PHARMACY_PLUS": "word",
+    "EURO_CARE": "hl7num",
+}
 # Real, assigned North American area codes, so phones pass `phonenumbers` validation.
-_AREA_CODES = (201, 202, 212, 213, 215, 301, 305, 310, 312, 313, 404, 408, 415, 469, 503,
-               512, 602, 612, 617, 646, 702, 713, 718, 720, 773, 804, 813, 818, 857, 904,
-               916, 919, 925, 949, 954, 971, 972, 978, 980, 984)
-_STREET_SUFFIXES = (("Street", "St"), ("Avenue", "Ave"), ("Road", "Rd"), ("Lane", "Ln"),
-                    ("Drive", "Dr"), ("Court", "Ct"), ("Boulevard", "Blvd"), ("Place", "Pl"))
+_AREA_CODES = (
+    201,
+    202,
+    212,
+    213,
+    215,
+    301,
+    305,
+    310,
+    312,
+    313,
+    404,
+    408,
+    415,
+    469,
+    503,
+    512,
+    602,
+    612,
+    617,
+    646,
+    702,
+    713,
+    718,
+    720,
+    773,
+    804,
+    813,
+    818,
+    857,
+    904,
+    916,
+    919,
+    925,
+    949,
+    954,
+    971,
+    972,
+    978,
+    980,
+    984,
+)
+_STREET_SUFFIXES = (
+    ("Street", "St"),
+    ("Avenue", "Ave"),
+    ("Road", "Rd"),
+    ("Lane", "Ln"),
+    ("Drive", "Dr"),
+    ("Court", "Ct"),
+    ("Boulevard", "Blvd"),
+    ("Place", "Pl"),
+)
 _DOMAINS = ("example.com", "example.org", "example.net", "mail.example.com")
-_COMMON_NAMES = (("John", "Smith", "M"), ("Maria", "Garcia", "F"), ("James", "Johnson", "M"),
-                 ("Mary", "Williams", "F"), ("Robert", "Brown", "M"), ("Jose", "Rodriguez", "M"))
+_COMMON_NAMES = (
+    ("John", "Smith", "M"),
+    ("Maria", "Garcia", "F"),
+    ("James", "Johnson", "M"),
+    ("Mary", "Williams", "F"),
+    ("Robert", "Brown", "M"),
+    ("Jose", "Rodriguez", "M"),
+)
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 TRUTH_COLUMNS = ("record_id", "person_id", "family_id", "relation")
@@ -72,8 +130,11 @@ class SyntheticData:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {}
-        for name, frame in (("demographics", self.demographics), ("medical", self.medical),
-                            ("truth", self.truth)):
+        for name, frame in (
+            ("demographics", self.demographics),
+            ("medical", self.medical),
+            ("truth", self.truth),
+        ):
             path = out / f"{name}.{fmt}"
             if fmt == "parquet":
                 frame.to_parquet(path, index=False)
@@ -119,22 +180,29 @@ class _Population:
         self.cols["phone"] = self._phones(n)
         self.cols["ssn"] = self._ssns(n)
         self.cols["email_user"] = np.array(
-            [f"{f.lower()}.{la.lower()}{i % 97}" for i, (f, la) in
-             enumerate(zip(first, self.cols["last"], strict=True))], dtype=object)
+            [
+                f"{f.lower()}.{la.lower()}{i % 97}"
+                for i, (f, la) in enumerate(zip(first, self.cols["last"], strict=True))
+            ],
+            dtype=object,
+        )
         self.cols["has_email"] = rng.random(n) < 0.7
         self.female_names, self.pf, self.male_names, self.pm = female, pf, male, pm
         self.last_names, self.pl = last, pl
 
     @staticmethod
     def _make_cities(rng: np.random.Generator) -> list[tuple[str, str, int]]:
-        prefixes = [p for p in AddressProvider.city_prefixes]
-        suffixes = [s for s in AddressProvider.city_suffixes]
+        prefixes = list(AddressProvider.city_prefixes)
+        suffixes = list(AddressProvider.city_suffixes)
         states = list(AddressProvider.states_abbr)[:50]
         cities = []
         for i in range(400):
             stem = PersonProvider.last_names and list(PersonProvider.last_names)[i * 2 % 1000]
-            name = (f"{prefixes[i % len(prefixes)]} {stem}" if i % 3 == 0
-                    else f"{stem}{suffixes[i % len(suffixes)]}")
+            name = (
+                f"{prefixes[i % len(prefixes)]} {stem}"
+                if i % 3 == 0
+                else f"{stem}{suffixes[i % len(suffixes)]}"
+            )
             cities.append((name, states[i % len(states)], 10000 + i * 223 % 89000))
         return cities
 
@@ -146,7 +214,9 @@ class _Population:
         house = rng.integers(1, 9999, n)
         zip_offset = rng.integers(0, 40, n)
         return {
-            "house": house, "street": street_names, "street_suffix": suffix,
+            "house": house,
+            "street": street_names,
+            "street_suffix": suffix,
             "city": np.array([self._cities[i][0] for i in idx], dtype=object),
             "state": np.array([self._cities[i][1] for i in idx], dtype=object),
             "zip": np.array([self._cities[i][2] + z for i, z in zip(idx, zip_offset, strict=True)]),
@@ -176,7 +246,9 @@ class _Population:
         for i in twins:
             sib = {k: v[i] for k, v in cols.items()}
             sib["sex"] = rng.choice(["M", "F"])
-            pool, p = (self.male_names, self.pm) if sib["sex"] == "M" else (self.female_names, self.pf)
+            pool, p = (
+                (self.male_names, self.pm) if sib["sex"] == "M" else (self.female_names, self.pf)
+            )
             while sib["first"] == cols["first"][i]:
                 sib["first"] = rng.choice(pool, p=p)
             sib["middle"] = rng.choice(pool, p=p)
@@ -185,8 +257,11 @@ class _Population:
             sib["relation"], cols["relation"][i] = "twin", "twin"
             sib["ssn"] = int(self._ssns(1)[0])
             adds.append(sib)
-        fathers = np.flatnonzero((rng.random(n) < cfg.father_son_rate) & (cols["sex"] == "M")
-                                 & (cols["dob"] < date(1985, 1, 1).toordinal()))
+        fathers = np.flatnonzero(
+            (rng.random(n) < cfg.father_son_rate)
+            & (cols["sex"] == "M")
+            & (cols["dob"] < date(1985, 1, 1).toordinal())
+        )
         for i in fathers:
             son = {k: v[i] for k, v in cols.items()}
             son["dob"] = int(cols["dob"][i] + rng.integers(20 * 365, 30 * 365))
@@ -204,7 +279,9 @@ class _Population:
             cols["relation"][i] = "common_name"
         if adds:
             for key in cols:
-                cols[key] = np.concatenate([cols[key], np.array([a[key] for a in adds], dtype=cols[key].dtype)])
+                cols[key] = np.concatenate(
+                    [cols[key], np.array([a[key] for a in adds], dtype=cols[key].dtype)]
+                )
 
 
 def _typo(rnd: random.Random, s: str) -> str:
@@ -213,12 +290,12 @@ def _typo(rnd: random.Random, s: str) -> str:
     i = rnd.randrange(1, len(s) - 1)
     kind = rnd.randrange(4)
     if kind == 0:
-        return s[:i] + rnd.choice(_LETTERS) + s[i + 1:]
+        return s[:i] + rnd.choice(_LETTERS) + s[i + 1 :]
     if kind == 1:
-        return s[:i] + s[i + 1:]
+        return s[:i] + s[i + 1 :]
     if kind == 2:
         return s[:i] + rnd.choice(_LETTERS) + s[i:]
-    return s[:i - 1] + s[i] + s[i - 1] + s[i + 1:]
+    return s[: i - 1] + s[i] + s[i - 1] + s[i + 1 :]
 
 
 def _format_date(d: date, style: str, rnd: random.Random) -> str:
@@ -281,11 +358,16 @@ class _RecordWriter:
         rnd = self.rnd
         k = rnd.choices((0, 1, 2, 3, 4), weights=(3, 3, 2, 1.5, 0.5))[0]
         conds = rnd.sample(self.conditions, k)
-        drugs = [rnd.choice(self.drugs_for[c]) for c in conds if c in self.drugs_for
-                 and rnd.random() < 0.8]
+        drugs = [
+            rnd.choice(self.drugs_for[c])
+            for c in conds
+            if c in self.drugs_for and rnd.random() < 0.8
+        ]
         return conds, sorted(set(drugs))
 
-    def write(self, i: int, record_id: str, system: str, person_state: dict) -> tuple[dict, dict | None]:
+    def write(
+        self, i: int, record_id: str, system: str, person_state: dict
+    ) -> tuple[dict, dict | None]:
         rnd, c = self.rnd, self.pop.cols
         r = rnd.random
         first, middle, last = str(c["first"][i]), str(c["middle"][i]), str(c["last"][i])
@@ -310,17 +392,34 @@ class _RecordWriter:
         elif roll < 0.05:
             dob = dob + timedelta(days=rnd.choice((-1, 1, 10, -10, 365, -365)))
         moved = person_state["moved"] and r() < 0.5
-        addr = person_state["new_address"] if moved else (
-            int(c["house"][i]), str(c["street"][i]), int(c["street_suffix"][i]),
-            str(c["city"][i]), str(c["state"][i]), int(c["zip"][i]))
+        addr = (
+            person_state["new_address"]
+            if moved
+            else (
+                int(c["house"][i]),
+                str(c["street"][i]),
+                int(c["street_suffix"][i]),
+                str(c["city"][i]),
+                str(c["state"][i]),
+                int(c["zip"][i]),
+            )
+        )
         house, street, sfx, city, state, zipc = addr
         sfx_word = _STREET_SUFFIXES[sfx][0 if r() < 0.5 else 1]
         address = f"{house} {street} {sfx_word}"
         if r() < 0.05:
             address = _typo(rnd, address)
-        phone_num = person_state["new_phone"] if (person_state["new_phone"] and r() < 0.5) else int(c["phone"][i])
+        phone_num = (
+            person_state["new_phone"]
+            if (person_state["new_phone"] and r() < 0.5)
+            else int(c["phone"][i])
+        )
         if r() < 0.02:  # a mistyped digit in the line number keeps the number valid
-            phone_num = phone_num - phone_num % 10_000 + (phone_num % 10_000 + rnd.randrange(1, 10) * 10 ** rnd.randrange(4)) % 10_000
+            phone_num = (
+                phone_num
+                - phone_num % 10_000
+                + (phone_num % 10_000 + rnd.randrange(1, 10) * 10 ** rnd.randrange(4)) % 10_000
+            )
         row = {
             "record_id": record_id,
             "source_system": system,
@@ -332,8 +431,11 @@ class _RecordWriter:
             "date_of_birth": _format_date(dob, _DATE_STYLE[system], rnd) if r() > 0.02 else None,
             "gender": _format_sex(str(c["sex"][i]), _SEX_STYLE[system]) if r() > 0.03 else None,
             "phone": _format_phone(phone_num, rnd) if r() > 0.15 else None,
-            "email": (f"{c['email_user'][i]}@{_DOMAINS[(i + (r() < 0.05)) % len(_DOMAINS)]}"
-                      if c["has_email"][i] and r() < 0.8 else None),
+            "email": (
+                f"{c['email_user'][i]}@{_DOMAINS[(i + (r() < 0.05)) % len(_DOMAINS)]}"
+                if c["has_email"][i] and r() < 0.8
+                else None
+            ),
             "address_line": address if r() > 0.05 else None,
             "city": city if r() > 0.03 else None,
             "state": state,
@@ -352,8 +454,11 @@ class _RecordWriter:
         if (conds or drugs) and r() < self.cfg.medical_rate:
             kept_c = [rnd.choice(self.cond_names[x]) for x in conds if r() < 0.85]
             kept_d = [rnd.choice(self.drug_names[x]) for x in drugs if r() < 0.85]
-            medical = {"record_id": record_id, "conditions": "; ".join(kept_c),
-                       "medications": "; ".join(kept_d)}
+            medical = {
+                "record_id": record_id,
+                "conditions": "; ".join(kept_c),
+                "medications": "; ".join(kept_d),
+            }
         return row, medical
 
     def _ssn(self, ssn: int) -> str:
@@ -365,12 +470,17 @@ class _RecordWriter:
         return f"{s[:3]}-{s[3:5]}-{s[5:]}" if self.rnd.random() < 0.5 else s
 
 
-def _new_address(pop: _Population, i: int, rnd: random.Random, rng: np.random.Generator) -> tuple:
+def _new_address(pop: _Population, i: int, rnd: random.Random, street_name: str) -> tuple:
     """A move: a third stay in town (same city, a nearby postcode), the rest go elsewhere."""
     c = pop.cols
-    street = (rnd.randrange(1, 9999), str(rng.choice(pop.last_names)), rnd.randrange(len(_STREET_SUFFIXES)))
+    street = (rnd.randrange(1, 9999), street_name, rnd.randrange(len(_STREET_SUFFIXES)))
     if rnd.random() < 0.33:
-        return (*street, str(c["city"][i]), str(c["state"][i]), int(c["zip"][i]) + rnd.randrange(1, 9))
+        return (
+            *street,
+            str(c["city"][i]),
+            str(c["state"][i]),
+            int(c["zip"][i]) + rnd.randrange(1, 9),
+        )
     city, state, base = pop._cities[rnd.randrange(len(pop._cities))]
     return (*street, city, state, base + rnd.randrange(0, 40))
 
@@ -390,14 +500,18 @@ def generate(people: int = 1000, seed: int = 42, **overrides: float) -> Syntheti
     med_rows: list[dict] = []
     truth_rows: list[tuple] = []
     adult_cut = date(2000, 1, 1).toordinal()
+    # drawn in bulk: one weighted numpy draw per person would dominate the run time
+    married_names = rng.choice(pop.last_names, n, p=pop.pl)
+    new_phones = pop._phones(n)
+    new_streets = rng.choice(pop.last_names, n)
     for i in range(n):
-        married = (cols["sex"][i] == "F" and cols["dob"][i] < adult_cut and rnd.random() < 0.2)
+        married = cols["sex"][i] == "F" and cols["dob"][i] < adult_cut and rnd.random() < 0.2
         moved = rnd.random() < 0.25
         state = {
-            "married_name": str(rng.choice(pop.last_names, p=pop.pl)) if married else None,
+            "married_name": str(married_names[i]) if married else None,
             "moved": moved,
-            "new_address": _new_address(pop, i, rnd, rng) if moved else None,
-            "new_phone": int(pop._phones(1)[0]) if rnd.random() < 0.2 else None,
+            "new_address": _new_address(pop, i, rnd, str(new_streets[i])) if moved else None,
+            "new_phone": int(new_phones[i]) if rnd.random() < 0.2 else None,
             "history": writer.history(),
         }
         systems = rnd.sample(SOURCE_SYSTEMS, min(int(counts[i]), len(SOURCE_SYSTEMS)))

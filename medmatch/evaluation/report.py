@@ -18,8 +18,12 @@ class EvaluationReport:
     hard_cases: dict[str, dict[str, int]]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"cluster_pairwise": self.cluster, "b_cubed": self.b_cubed,
-                "threshold_sweep": self.sweep, "hard_cases": self.hard_cases}
+        return {
+            "cluster_pairwise": self.cluster,
+            "b_cubed": self.b_cubed,
+            "threshold_sweep": self.sweep,
+            "hard_cases": self.hard_cases,
+        }
 
 
 def _hard_cases(clusters: dict[str, str], truth: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -36,17 +40,27 @@ def _hard_cases(clusters: dict[str, str], truth: pd.DataFrame) -> dict[str, dict
                 continue
             families += 1
             cl = [{clusters.get(r) for r in recs} for recs in people]
-            if any(a & b for i, a in enumerate(cl) for b in cl[i + 1:]):
+            if any(a & b for i, a in enumerate(cl) for b in cl[i + 1 :]):
                 merged += 1
         out[name] = {"families": families, "wrongly_merged": merged}
     return out
 
 
 def evaluate(pairs: pd.DataFrame, clusters: pd.DataFrame, truth: pd.DataFrame) -> EvaluationReport:
-    truth_map = dict(zip(truth["record_id"].astype(str), truth["person_id"].astype(str), strict=True))
-    cluster_map = dict(zip(clusters["record_id"].astype(str), clusters["cluster_id"].astype(str), strict=True))
-    scored = list(zip(pairs["record_id_1"].astype(str), pairs["record_id_2"].astype(str),
-                      pairs["confidence"].astype(float), strict=True))
+    truth_map = dict(
+        zip(truth["record_id"].astype(str), truth["person_id"].astype(str), strict=True)
+    )
+    cluster_map = dict(
+        zip(clusters["record_id"].astype(str), clusters["cluster_id"].astype(str), strict=True)
+    )
+    scored = list(
+        zip(
+            pairs["record_id_1"].astype(str),
+            pairs["record_id_2"].astype(str),
+            pairs["confidence"].astype(float),
+            strict=True,
+        )
+    )
     return EvaluationReport(
         cluster=cluster_pairwise(cluster_map, truth_map).as_dict(),
         b_cubed=b_cubed(cluster_map, truth_map),

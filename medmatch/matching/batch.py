@@ -12,17 +12,23 @@ from medmatch.config import MatchThresholds
 from medmatch.data.models import FieldWarning
 from medmatch.matching.clustering import cluster
 from medmatch.matching.decisions import Decision, MatchType, Stage, decide
-from medmatch.matching.explain import sentence
+from medmatch.matching.explain import levels_sentence, with_rule
 from medmatch.matching.model import MatchModel
-from medmatch.matching.realtime import LevelHit
 from medmatch.matching.rules import RuleKind, evaluate_rules
 from medmatch.matching.training import splink_input
 
 logger = logging.getLogger(__name__)
 
 PAIR_COLUMNS = (
-    "record_id_1", "record_id_2", "confidence", "match_weight", "match_type", "stage",
-    "decision", "rule", "explanation",
+    "record_id_1",
+    "record_id_2",
+    "confidence",
+    "match_weight",
+    "match_type",
+    "stage",
+    "decision",
+    "rule",
+    "explanation",
 )
 Progress = Callable[[str, float], None]
 
@@ -65,7 +71,9 @@ def feature_rows(features: pd.DataFrame, ids: set[str]) -> dict[str, dict]:
 
 
 def _same_source_record_pairs(features: pd.DataFrame) -> list[tuple[str, str]]:
-    keyed = features.loc[features["external_id"].notna(), ["unique_id", "source_system", "external_id"]]
+    keyed = features.loc[
+        features["external_id"].notna(), ["unique_id", "source_system", "external_id"]
+    ]
     keys = ["source_system", "external_id"]
     resent = keyed[keyed.duplicated(keys, keep=False)]
     pairs = []
@@ -90,30 +98,36 @@ def decide_pairs(
     records = list(zip(*(scored[c].tolist() for c in columns), strict=True))
     scored_ids = {(r[0], r[1]) for r in records}
     extra = [
-        (a, b) for a, b in _same_source_record_pairs(features)
+        (a, b)
+        for a, b in _same_source_record_pairs(features)
         if (a, b) not in scored_ids and (b, a) not in scored_ids
     ]
     involved = {r[0] for r in records} | {r[1] for r in records} | {x for p in extra for x in p}
     rows = feature_rows(features, involved)
+    # per comparison, Splink's gamma value -> (comparison, level label)
+    labels = [
+        {comp.gamma(i): (comp.name, w.label) for i, w in enumerate(ws)}
+        for comp, ws in zip(comps, weights, strict=True)
+    ]
     out: list[tuple] = []
     cannot: list[tuple[str, str]] = []
     for a, b, probability, mw, *gammas in records:
-        left, right = rows[a], rows[b]
-        hits = []
-        for comp, ws, gamma in zip(comps, weights, gammas, strict=True):
-            index = 0 if gamma == -1 else len(comp.levels) - 1 - int(gamma)
-            hits.append(LevelHit(comp.name, ws[index].label, int(gamma), ws[index].match_weight, 0.0))
-        rule = evaluate_rules(left, right)
-        out.append(_decision_row(a, b, float(probability), float(mw), hits, rule, thresholds))
+        text = levels_sentence(tuple(lab[int(g)] for lab, g in zip(labels, gammas, strict=True)))
+        rule = evaluate_rules(rows[a], rows[b])
+        out.append(_decision_row(a, b, float(probability), float(mw), text, rule, thresholds))
         if rule is not None and rule.kind is RuleKind.HARD_NEGATIVE:
             cannot.append((a, b))
     for a, b in extra:
         rule = evaluate_rules(rows[a], rows[b])
-        out.append(_decision_row(a, b, 1.0, 0.0, [], rule, thresholds))
+        out.append(
+            _decision_row(a, b, 1.0, 0.0, "Sent twice by its source system", rule, thresholds)
+        )
     return pd.DataFrame(out, columns=list(PAIR_COLUMNS)), cannot
 
 
-def _decision_row(a, b, probability, mw, hits, rule, thresholds):  # type: ignore[no-untyped-def]
+def _decision_row(  # type: ignore[no-untyped-def]
+    a: str, b: str, probability: float, mw: float, text: str, rule, thresholds: MatchThresholds
+) -> tuple:
     if rule is not None and rule.kind is RuleKind.EXACT:
         decision, match_type, stage = Decision.AUTO_MATCH, MatchType.EXACT, Stage.RULES
         probability = 1.0
@@ -122,12 +136,21 @@ def _decision_row(a, b, probability, mw, hits, rule, thresholds):  # type: ignor
     else:
         (decision, match_type), stage = decide(probability, thresholds), Stage.SCORING
     return (
-        a, b, probability, mw, match_type.value, stage.value, decision.value,
-        rule.rule if rule else "", sentence(hits, rule),
+        a,
+        b,
+        probability,
+        mw,
+        match_type.value,
+        stage.value,
+        decision.value,
+        rule.rule if rule else "",
+        with_rule(text, rule),
     )
 
 
-def clusters_from_pairs(ids: list[str], pairs: pd.DataFrame, cannot: list[tuple[str, str]]) -> pd.DataFrame:
+def clusters_from_pairs(
+    ids: list[str], pairs: pd.DataFrame, cannot: list[tuple[str, str]]
+) -> pd.DataFrame:
     auto = pairs[pairs["decision"] == Decision.AUTO_MATCH.value]
     edges = zip(auto["record_id_1"], auto["record_id_2"], auto["confidence"], strict=True)
     labels = cluster(ids, edges, cannot)

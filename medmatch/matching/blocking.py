@@ -31,7 +31,9 @@ class BlockingKey:
 BLOCKING_KEYS: tuple[BlockingKey, ...] = (
     BlockingKey("sx_by", ("last_soundex", "birth_year"), "surname sound + birth year"),
     BlockingKey("dob_fi", ("dob", "first_initial"), "date of birth + first initial"),
-    BlockingKey("dob_pc", ("dob", "postal_code"), "date of birth + postcode (nicknames, new surname)"),
+    BlockingKey(
+        "dob_pc", ("dob", "postal_code"), "date of birth + postcode (nicknames, new surname)"
+    ),
     BlockingKey("fn_ln", ("first_name", "last_name"), "full name (wrong date of birth)"),
     BlockingKey("ph", ("phone",), "phone"),
     BlockingKey("ssn", ("ssn",), "social security number"),

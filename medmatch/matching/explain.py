@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from medmatch.matching.realtime import LevelHit
 from medmatch.matching.rules import RuleHit
@@ -30,10 +31,23 @@ def _join(words: Sequence[str]) -> str:
 
 def sentence(hits: Sequence[LevelHit], rule: RuleHit | None = None) -> str:
     """'Exact first name, surname and DOB match; phone differs' style summary."""
-    exact = [_READABLE[h.comparison] for h in hits if h.level in _EXACT]
-    partial = [f"{_READABLE[h.comparison]} {h.level}" for h in hits
-               if h.level not in _EXACT and h.level not in ("all other", "null")]
-    differ = [_READABLE[h.comparison] for h in hits if h.level == "all other"]
+    return with_rule(levels_sentence(tuple((h.comparison, h.level) for h in hits)), rule)
+
+
+def with_rule(text: str, rule: RuleHit | None) -> str:
+    return text if rule is None else f"Rule {rule.rule}: {rule.reason}. {text}"
+
+
+@lru_cache(maxsize=65_536)
+def levels_sentence(levels: tuple[tuple[str, str], ...]) -> str:
+    """The sentence for (comparison, level label) pairs; cached, as level vectors repeat."""
+    exact = [_READABLE[c] for c, level in levels if level in _EXACT]
+    partial = [
+        f"{_READABLE[c]} {level}"
+        for c, level in levels
+        if level not in _EXACT and level not in ("all other", "null")
+    ]
+    differ = [_READABLE[c] for c, level in levels if level == "all other"]
     parts = []
     if exact:
         parts.append(f"Exact {_join(exact)} match")
@@ -42,15 +56,14 @@ def sentence(hits: Sequence[LevelHit], rule: RuleHit | None = None) -> str:
     if differ:
         parts.append(f"{_join(differ)} {'differs' if len(differ) == 1 else 'differ'}")
     text = "; ".join(parts) or "No comparable fields"
-    text = text[0].upper() + text[1:]
-    if rule is not None:
-        text = f"Rule {rule.rule}: {rule.reason}. {text}"
-    return text
+    return text[0].upper() + text[1:]
 
 
 def waterfall(prior_weight: float, hits: Sequence[LevelHit]) -> list[dict[str, object]]:
     """One bar per comparison, starting from the prior; the bars sum to the match weight."""
-    bars: list[dict[str, object]] = [{"comparison": "prior", "level": "", "match_weight": prior_weight}]
+    bars: list[dict[str, object]] = [
+        {"comparison": "prior", "level": "", "match_weight": prior_weight}
+    ]
     for h in hits:
         bars.append(
             {

@@ -46,7 +46,10 @@ class Level(ABC):
         return None
 
     def to_splink(self) -> dict[str, Any]:
-        level: dict[str, Any] = {"sql_condition": self.sql_condition, "label_for_charts": self.label}
+        level: dict[str, Any] = {
+            "sql_condition": self.sql_condition,
+            "label_for_charts": self.label,
+        }
         if self.is_null_level:
             level["is_null_level"] = True
         if self.tf_column:
@@ -180,8 +183,10 @@ class CrossColumnLevel(Level):
 
     def matches(self, left: Row, right: Row) -> bool:
         a, b = _pair(self.column, left, right), _pair(self.other, left, right)
-        return a is not None and b is not None and (
-            left[self.column] == right[self.other] and left[self.other] == right[self.column]
+        return (
+            a is not None
+            and b is not None
+            and (left[self.column] == right[self.other] and left[self.other] == right[self.column])
         )
 
 

@@ -91,8 +91,12 @@ class PatientMatcher:
                     probability = weight_to_probability(weight)
                     medical_similarity, ai_reasoning = verdict.medical_similarity, verdict.reasoning
                     evidence["waterfall"].append(
-                        {"comparison": "ai", "level": verdict.verdict.value,
-                         "match_weight": verdict.match_weight, "tf_adjustment": 0.0}
+                        {
+                            "comparison": "ai",
+                            "level": verdict.verdict.value,
+                            "match_weight": verdict.match_weight,
+                            "tf_adjustment": 0.0,
+                        }
                     )
                     decision, match_type = decide(probability, self.thresholds)
         return MatchResult(
@@ -124,7 +128,9 @@ class PatientMatcher:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         step("normalise", 0.0)
-        feats = table_features(demographics, medical, phone_region=get_settings().default_phone_region)
+        feats = table_features(
+            demographics, medical, phone_region=get_settings().default_phone_region
+        )
         timings["normalise_s"] = time.perf_counter() - t0
         result = self.dedupe_features(feats.frame, progress=step, timings=timings)
         result.stats["invalid_values"] = sum(feats.warning_counts.values())
@@ -167,15 +173,15 @@ class PatientMatcher:
         }
         return batch.BatchResult(pairs=pairs, clusters=clusters, model=self.model, stats=stats)
 
-    def link(
-        self, left: pd.DataFrame, right: pd.DataFrame, **kwargs: Any
-    ) -> batch.BatchResult:
+    def link(self, left: pd.DataFrame, right: pd.DataFrame, **kwargs: Any) -> batch.BatchResult:
         """Link two tables: pairs across them only; clusters span both."""
         both = pd.concat([left, right], ignore_index=True)
         if both["record_id"].astype(str).duplicated().any():
             raise ValueError("record_id must be unique across the two tables")
         result = self.dedupe(both, **kwargs)
         left_ids = set(left["record_id"].astype(str))
-        crosses = result.pairs["record_id_1"].isin(left_ids) != result.pairs["record_id_2"].isin(left_ids)
+        crosses = result.pairs["record_id_1"].isin(left_ids) != result.pairs["record_id_2"].isin(
+            left_ids
+        )
         result.pairs = result.pairs[crosses].reset_index(drop=True)
         return result

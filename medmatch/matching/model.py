@@ -75,10 +75,14 @@ class MatchModel:
         expected = [c.name for c in self.comparisons]
         if names != expected:
             raise ModelError(f"model comparisons {names} do not match this MedMatch {expected}")
-        for spec, comparison in zip(self.splink_settings["comparisons"], self.comparisons, strict=True):
+        for spec, comparison in zip(
+            self.splink_settings["comparisons"], self.comparisons, strict=True
+        ):
             # the model's levels must be ours, condition for condition: the scorer relies on it
-            stored = [(lvl.get("label_for_charts"), lvl.get("sql_condition"))
-                      for lvl in spec["comparison_levels"]]
+            stored = [
+                (lvl.get("label_for_charts"), lvl.get("sql_condition"))
+                for lvl in spec["comparison_levels"]
+            ]
             if stored != [(lvl.label, lvl.sql_condition) for lvl in comparison.levels]:
                 raise ModelError(f"model levels of {comparison.name} do not match this MedMatch")
 
@@ -125,14 +129,16 @@ class MatchModel:
 
     def to_dict(self) -> dict[str, Any]:
         """A deep copy: changing it never changes this model."""
-        return copy.deepcopy({
-            "format": FORMAT,
-            "version": self.version,
-            "metadata": self.metadata,
-            "unseen_frequency": self.unseen_frequency,
-            "splink_settings": self.splink_settings,
-            "term_frequencies": self.term_frequencies,
-        })
+        return copy.deepcopy(
+            {
+                "format": FORMAT,
+                "version": self.version,
+                "metadata": self.metadata,
+                "unseen_frequency": self.unseen_frequency,
+                "splink_settings": self.splink_settings,
+                "term_frequencies": self.term_frequencies,
+            }
+        )
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)

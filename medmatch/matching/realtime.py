@@ -83,12 +83,18 @@ class RealtimeScorer:
         return out
 
     def _tf_adjustment(
-        self, w: LevelWeights, base: dict[str, float], left: Mapping[str, Any], right: Mapping[str, Any]
+        self,
+        w: LevelWeights,
+        base: dict[str, float],
+        left: Mapping[str, Any],
+        right: Mapping[str, Any],
     ) -> float:
         if w.tf_column is None or w.tf_weight == 0:
             return 0.0
         tl = left.get(f"tf_{w.tf_column}", self.term_frequency(w.tf_column, left.get(w.tf_column)))
-        tr = right.get(f"tf_{w.tf_column}", self.term_frequency(w.tf_column, right.get(w.tf_column)))
+        tr = right.get(
+            f"tf_{w.tf_column}", self.term_frequency(w.tf_column, right.get(w.tf_column))
+        )
         if tl is None and tr is None:
             return 0.0
         tl = tr if tl is None else tl
@@ -103,11 +109,15 @@ class RealtimeScorer:
         ):
             index = comparison.level_index(left, right)
             w = weights[index]
-            adjustment = 0.0 if index == 0 or comparison.levels[index].is_else_level else (
-                self._tf_adjustment(w, base, left, right)
+            adjustment = (
+                0.0
+                if index == 0 or comparison.levels[index].is_else_level
+                else (self._tf_adjustment(w, base, left, right))
             )
             hits.append(
-                LevelHit(comparison.name, w.label, comparison.gamma(index), w.match_weight, adjustment)
+                LevelHit(
+                    comparison.name, w.label, comparison.gamma(index), w.match_weight, adjustment
+                )
             )
         return PairScore(self._prior, tuple(hits))
 

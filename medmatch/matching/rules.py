@@ -100,7 +100,8 @@ def hard_negative(left: Row, right: Row) -> RuleHit | None:
             and not _given_names_differ(left, right, below=0.9)
         ):
             return RuleHit(
-                "generational", RuleKind.HARD_NEGATIVE,
+                "generational",
+                RuleKind.HARD_NEGATIVE,
                 "same name a generation apart (parent and child)",
             )
     if (
@@ -116,7 +117,8 @@ def hard_negative(left: Row, right: Row) -> RuleHit | None:
         )
         if surname_ok and (sex_differs or unrelated or medical_histories_conflict(left, right)):
             return RuleHit(
-                "twins", RuleKind.HARD_NEGATIVE,
+                "twins",
+                RuleKind.HARD_NEGATIVE,
                 "same birth date and home, different given names or sex (twins)",
             )
     return None

@@ -16,9 +16,13 @@ def test_bulk_and_single_record_features_agree(synthetic):
     for row in sample.to_dict("records"):
         clean = {k: (None if pd.isna(v) else v) for k, v in row.items()}
         body = {
-            "record_id": clean.pop("record_id"), "source_system": clean.pop("source_system"),
-            "external_id": clean.pop("external_id"), "demographics": clean,
-            "medical_data": med.loc[row["record_id"]].to_dict() if row["record_id"] in med.index else {},
+            "record_id": clean.pop("record_id"),
+            "source_system": clean.pop("source_system"),
+            "external_id": clean.pop("external_id"),
+            "demographics": clean,
+            "medical_data": med.loc[row["record_id"]].to_dict()
+            if row["record_id"] in med.index
+            else {},
         }
         record, _ = parse_record(body, lenient=True)
         single = record_features(record)
@@ -30,8 +34,13 @@ def test_bulk_and_single_record_features_agree(synthetic):
 
 def test_table_features_warns_on_bad_values_without_failing():
     table = pd.DataFrame(
-        {"record_id": ["1", "2"], "source_system": ["A", "A"], "name_last": ["Lee", "Smith Jr"],
-         "date_of_birth": ["1980-02-31", "1980-01-02"], "phone": ["abc", None]}
+        {
+            "record_id": ["1", "2"],
+            "source_system": ["A", "A"],
+            "name_last": ["Lee", "Smith Jr"],
+            "date_of_birth": ["1980-02-31", "1980-01-02"],
+            "phone": ["abc", None],
+        }
     )
     out = table_features(table)
     assert out.warning_counts == {"date_of_birth": 1, "phone": 1}
@@ -52,7 +61,10 @@ def test_generator_makes_the_hard_cases(synthetic):
     assert {"twin", "father", "son", "common_name"} <= set(truth["relation"].dropna())
     assert demo["source_system"].nunique() == 5
     # mixed date formats, missing fields, suffixes sometimes missing
-    assert demo["date_of_birth"].str.contains(r"\.").any() and demo["date_of_birth"].str.contains("/").any()
+    assert (
+        demo["date_of_birth"].str.contains(r"\.").any()
+        and demo["date_of_birth"].str.contains("/").any()
+    )
     assert demo["phone"].isna().mean() > 0.05
     fathers = truth[truth["relation"] == "father"]["record_id"]
     suffixes = demo.set_index("record_id").loc[fathers, "name_suffix"]

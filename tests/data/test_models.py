@@ -9,10 +9,17 @@ from tests.conftest import lookup_body
 
 def test_record_is_normalised():
     record, warnings = parse_record(
-        lookup_body(name_first=" José ", name_last="García Jr.", date_of_birth="03/04/1980",
-                    gender="female", phone="(617) 555-0123", postal_code="02139-4307",
-                    ssn="123-45-6789", record_id="r1",
-                    medical_data={"conditions": "T2DM; HTN", "medications": ["metformin"]})
+        lookup_body(
+            name_first=" José ",
+            name_last="García Jr.",
+            date_of_birth="03/04/1980",
+            gender="female",
+            phone="(617) 555-0123",
+            postal_code="02139-4307",
+            ssn="123-45-6789",
+            record_id="r1",
+            medical_data={"conditions": "T2DM; HTN", "medications": ["metformin"]},
+        )
     )
     d = record.demographics
     assert (d.name_first, d.name_last, d.name_suffix) == ("José", "García", "JR")

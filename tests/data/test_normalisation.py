@@ -8,8 +8,15 @@ from medmatch.errors import InvalidValueError
 
 @pytest.mark.parametrize(
     ("raw", "folded"),
-    [("José", "jose"), ("  O'Brien ", "obrien"), ("GARCÍA-LÓPEZ", "garcia lopez"), ("Zoë", "zoe"),
-     ("", None), (None, None), ("!!", None)],
+    [
+        ("José", "jose"),
+        ("  O'Brien ", "obrien"),
+        ("GARCÍA-LÓPEZ", "garcia lopez"),
+        ("Zoë", "zoe"),
+        ("", None),
+        (None, None),
+        ("!!", None),
+    ],
 )
 def test_fold(raw, folded):
     assert names.fold(raw) == folded
@@ -17,8 +24,14 @@ def test_fold(raw, folded):
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("Smith Jr.", ("Smith", "JR")), ("Smith, Sr", ("Smith", "SR")), ("King III", ("King", "III")),
-     ("Smith", ("Smith", None)), ("Junior", ("Junior", None)), (None, (None, None))],
+    [
+        ("Smith Jr.", ("Smith", "JR")),
+        ("Smith, Sr", ("Smith", "SR")),
+        ("King III", ("King", "III")),
+        ("Smith", ("Smith", None)),
+        ("Junior", ("Junior", None)),
+        (None, (None, None)),
+    ],
 )
 def test_split_suffix_keeps_generations_apart(raw, expected):
     assert names.split_suffix(raw) == expected
@@ -47,8 +60,17 @@ def test_soundex():
 
 @pytest.mark.parametrize(
     "raw",
-    ["1980-03-04", "19800304", "03/04/1980", "03-04-1980", "04.03.1980", "1980/03/04",
-     "Mar 4 1980", "4 March 1980", "1980-03-04T00:00:00"],
+    [
+        "1980-03-04",
+        "19800304",
+        "03/04/1980",
+        "03-04-1980",
+        "04.03.1980",
+        "1980/03/04",
+        "Mar 4 1980",
+        "4 March 1980",
+        "1980-03-04T00:00:00",
+    ],
 )
 def test_date_formats(raw):
     assert dates.parse_date_of_birth(raw) == date(1980, 3, 4)
@@ -60,8 +82,13 @@ def test_day_first_slash_date_when_first_number_cannot_be_a_month():
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
-    [("1980-02-31", "not a calendar date"), ("31.02.1980", "not a calendar date"),
-     ("yesterday", "unrecognised"), ("2999-01-01", "future"), ("1700-01-01", "1880")],
+    [
+        ("1980-02-31", "not a calendar date"),
+        ("31.02.1980", "not a calendar date"),
+        ("yesterday", "unrecognised"),
+        ("2999-01-01", "future"),
+        ("1700-01-01", "1880"),
+    ],
 )
 def test_bad_dates_are_errors_without_the_value(raw, reason):
     with pytest.raises(InvalidValueError) as info:
@@ -79,8 +106,15 @@ def test_day_month_swap_is_detectable():
 
 
 @pytest.mark.parametrize(
-    "raw", ["(617) 555-0123", "617-555-0123", "6175550123", "+1 617 555 0123", "617.555.0123",
-            "617-555-0123 ext 12"],
+    "raw",
+    [
+        "(617) 555-0123",
+        "617-555-0123",
+        "6175550123",
+        "+1 617 555 0123",
+        "617.555.0123",
+        "617-555-0123 ext 12",
+    ],
 )
 def test_phone_formats(raw):
     assert contact.normalise_phone(raw) == "+16175550123"
@@ -107,8 +141,16 @@ def test_email():
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("02139", "02139"), ("02139-4307", "02139"), ("sw1a 1aa", "SW1A1AA"), ("K1A 0B1", "K1A0B1"),
-     ("75008", "75008"), ("10115", "10115"), ("", None), (None, None)],
+    [
+        ("02139", "02139"),
+        ("02139-4307", "02139"),
+        ("sw1a 1aa", "SW1A1AA"),
+        ("K1A 0B1", "K1A0B1"),
+        ("75008", "75008"),
+        ("10115", "10115"),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_postcodes_of_any_country(raw, expected):
     assert contact.normalise_postal_code(raw) == expected
@@ -122,13 +164,25 @@ def test_bad_postcode():
 
 
 def test_address_abbreviations():
-    assert contact.normalise_address("12 Main Street, Apt 4") == contact.normalise_address("12 main st apt 4")
+    assert contact.normalise_address("12 Main Street, Apt 4") == contact.normalise_address(
+        "12 main st apt 4"
+    )
     assert contact.normalise_address("5 North Oak Avenue #2") == "5 n oak ave apt 2"
     assert contact.normalise_address(None) is None
 
 
-@pytest.mark.parametrize(("raw", "code"), [("M", "M"), ("female", "F"), ("2", "F"), ("1", "M"),
-                                           ("U", None), ("other", "O"), (None, None)])
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("M", "M"),
+        ("female", "F"),
+        ("2", "F"),
+        ("1", "M"),
+        ("U", None),
+        ("other", "O"),
+        (None, None),
+    ],
+)
 def test_sex_codes(raw, code):
     assert codes.normalise_sex(raw) == code
 
@@ -149,10 +203,33 @@ def test_ssn():
 
 
 def test_clinical_vocabulary_maps_synonyms_brands_and_indications():
-    assert clinical.condition_concepts(["T2DM"]) == clinical.condition_concepts(["Type 2 Diabetes Mellitus"])
+    assert clinical.condition_concepts(["T2DM"]) == clinical.condition_concepts(
+        ["Type 2 Diabetes Mellitus"]
+    )
     assert clinical.condition_concepts(["HTN"]) == {"hypertension"}
     assert clinical.drug_concepts(["Glucophage 500 mg"]) == clinical.drug_concepts(["metformin"])
     assert "type_2_diabetes" in clinical.implied_conditions(frozenset({"metformin"}))
     assert clinical.split_terms("T2DM; HTN | asthma") == ["T2DM", "HTN", "asthma"]
     assert clinical.split_terms(None) == []
     assert clinical.condition_concepts(["something rare"]) == {"something rare"}
+
+
+def test_north_american_fast_path_equals_phonenumbers():
+    import random
+
+    import phonenumbers
+
+    rnd = random.Random(7)
+    for _ in range(3000):
+        national = (
+            f"{rnd.randrange(200, 1000)}{rnd.randrange(0, 1000):03d}{rnd.randrange(10000):04d}"
+        )
+        parsed = phonenumbers.parse("+1" + national, None)
+        expected = phonenumbers.is_valid_number(parsed)
+        try:
+            got = contact.normalise_phone(national) == "+1" + national
+        except InvalidValueError:
+            got = False
+        assert got == expected, national
+    assert contact.normalise_phone("1 617 555 0123") == "+16175550123"
+    assert contact.normalise_phone("+1 (617) 555-0123", "GB") == "+16175550123"

@@ -39,11 +39,19 @@ def test_threshold_sweep_and_pair_lists():
 
 
 def test_report_counts_wrongly_merged_relatives():
-    truth = pd.DataFrame({"record_id": ["1", "2", "3", "4"], "person_id": ["p", "q", "r", "s"],
-                          "family_id": ["F", "F", "G", "G"], "relation": ["twin", "twin", "father", "son"]})
+    truth = pd.DataFrame(
+        {
+            "record_id": ["1", "2", "3", "4"],
+            "person_id": ["p", "q", "r", "s"],
+            "family_id": ["F", "F", "G", "G"],
+            "relation": ["twin", "twin", "father", "son"],
+        }
+    )
     clusters = pd.DataFrame({"record_id": ["1", "2", "3", "4"], "cluster_id": ["1", "1", "3", "4"]})
     pairs = pd.DataFrame({"record_id_1": ["1"], "record_id_2": ["2"], "confidence": [0.95]})
     report = evaluate(pairs, clusters, truth)
-    assert report.hard_cases == {"twins": {"families": 1, "wrongly_merged": 1},
-                                 "father_son": {"families": 1, "wrongly_merged": 0}}
+    assert report.hard_cases == {
+        "twins": {"families": 1, "wrongly_merged": 1},
+        "father_son": {"families": 1, "wrongly_merged": 0},
+    }
     assert report.as_dict()["cluster_pairwise"]["false_positives"] == 1

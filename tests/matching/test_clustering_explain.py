@@ -17,10 +17,17 @@ def test_cannot_link_is_never_crossed_even_transitively():
 
 
 def test_sentence_and_waterfall():
-    hits = [LevelHit("first_name", "exact", 4, 7.0, 1.0), LevelHit("dob", "exact", 4, 9.0, 0.0),
-            LevelHit("phone", "all other", 0, -3.0, 0.0), LevelHit("email", "null", -1, 0.0, 0.0),
-            LevelHit("last_name", "jaro-winkler >= 0.92", 3, 5.0, 0.0)]
-    assert sentence(hits) == "Exact first name and DOB match; surname jaro-winkler >= 0.92; phone differs"
+    hits = [
+        LevelHit("first_name", "exact", 4, 7.0, 1.0),
+        LevelHit("dob", "exact", 4, 9.0, 0.0),
+        LevelHit("phone", "all other", 0, -3.0, 0.0),
+        LevelHit("email", "null", -1, 0.0, 0.0),
+        LevelHit("last_name", "jaro-winkler >= 0.92", 3, 5.0, 0.0),
+    ]
+    assert (
+        sentence(hits)
+        == "Exact first name and DOB match; surname jaro-winkler >= 0.92; phone differs"
+    )
     rule = RuleHit("twins", RuleKind.HARD_NEGATIVE, "twins")
     assert sentence(hits[3:4], rule) == "Rule twins: twins. No comparable fields"
     bars = waterfall(-13.0, hits)

@@ -3,11 +3,27 @@ import pytest
 
 from medmatch.config import MatchThresholds
 from medmatch.errors import InvalidFieldError
-from medmatch.matching import Adjudication, Decision, MatchType, PatientMatcher, Stage, Verdict, decide
+from medmatch.matching import (
+    Adjudication,
+    Decision,
+    MatchType,
+    PatientMatcher,
+    Stage,
+    Verdict,
+    decide,
+)
 from tests.conftest import lookup_body
 
-ANN = lookup_body(record_id="a1", name_first="Ann", name_last="Lee", date_of_birth="1980-03-04",
-                  gender="F", phone="617-555-0123", address_line="12 Main Street", postal_code="02139")
+ANN = lookup_body(
+    record_id="a1",
+    name_first="Ann",
+    name_last="Lee",
+    date_of_birth="1980-03-04",
+    gender="F",
+    phone="617-555-0123",
+    address_line="12 Main Street",
+    postal_code="02139",
+)
 
 
 @pytest.fixture(scope="module")
@@ -16,9 +32,17 @@ def matcher(trained):
 
 
 def test_match_pair_with_lookup_shaped_dicts(matcher):
-    other = lookup_body(record_id="b1", name_first="Anne", name_last="Lee", date_of_birth="03/04/1980",
-                        gender="female", phone="(617) 555-0123", address_line="12 Main St",
-                        postal_code="02139", source_system="COUNTY_CLINIC")
+    other = lookup_body(
+        record_id="b1",
+        name_first="Anne",
+        name_last="Lee",
+        date_of_birth="03/04/1980",
+        gender="female",
+        phone="(617) 555-0123",
+        address_line="12 Main St",
+        postal_code="02139",
+        source_system="COUNTY_CLINIC",
+    )
     result = matcher.match_pair(ANN, other)
     assert result.is_match and result.decision is Decision.AUTO_MATCH
     assert result.match_type is MatchType.PROBABLE and result.stage is Stage.SCORING
@@ -26,13 +50,21 @@ def test_match_pair_with_lookup_shaped_dicts(matcher):
     bars = result.evidence["waterfall"]
     assert bars[0]["comparison"] == "prior" and len(bars) == 1 + 8
     assert sum(b["match_weight"] + b.get("tf_adjustment", 0) for b in bars) == pytest.approx(
-        result.match_weight, abs=1e-4)
+        result.match_weight, abs=1e-4
+    )
     assert "Exact" in result.explanation and result.model_version == matcher.model.version
 
 
 def test_different_people(matcher):
-    bob = lookup_body(record_id="c1", name_first="Robert", name_last="Okafor", date_of_birth="1951-10-30",
-                      gender="M", phone="212-555-0199", postal_code="10001")
+    bob = lookup_body(
+        record_id="c1",
+        name_first="Robert",
+        name_last="Okafor",
+        date_of_birth="1951-10-30",
+        gender="M",
+        phone="212-555-0199",
+        postal_code="10001",
+    )
     result = matcher.match_pair(ANN, bob)
     assert not result.is_match and result.decision is Decision.NO_MATCH
     assert result.confidence < 0.01
@@ -46,13 +78,17 @@ def test_rules_decide_and_are_recorded(matcher):
     assert result.stage is Stage.RULES and result.decision is Decision.NO_MATCH
     assert result.evidence["rules"] == ["different_suffix"]
     assert result.explanation.startswith("Rule different_suffix")
-    same = matcher.match_pair(ANN | {"external_id": "E1"}, ANN | {"external_id": "E1", "record_id": "z"})
+    same = matcher.match_pair(
+        ANN | {"external_id": "E1"}, ANN | {"external_id": "E1", "record_id": "z"}
+    )
     assert same.match_type is MatchType.EXACT and same.confidence == 1.0
 
 
 def test_bad_input_names_the_field(matcher):
     with pytest.raises(InvalidFieldError) as info:
-        matcher.match_pair(ANN, lookup_body(record_id="x", name_last="Lee", date_of_birth="1980-13-45"))
+        matcher.match_pair(
+            ANN, lookup_body(record_id="x", name_last="Lee", date_of_birth="1980-13-45")
+        )
     assert info.value.field == "demographics.date_of_birth"
 
 
@@ -64,23 +100,31 @@ class FixedAdjudicator:
 
     def adjudicate(self, left, right):
         self.calls += 1
-        return Adjudication(Verdict.SAME if self.weight > 0 else Verdict.DIFFERENT, 0.9,
-                            "Medical history confirms (T2DM)", self.weight, self.name)
+        return Adjudication(
+            Verdict.SAME if self.weight > 0 else Verdict.DIFFERENT,
+            0.9,
+            "Medical history confirms (T2DM)",
+            self.weight,
+            self.name,
+        )
 
 
 def test_adjudicator_is_evidence_in_the_review_band(trained):
     wide = MatchThresholds(auto_match=0.999999, review=0.0)
     judge = FixedAdjudicator(40.0)
     matcher = PatientMatcher(trained, thresholds=wide, adjudicator=judge)
-    other = lookup_body(record_id="m", name_first="Ann", name_last="Lee", date_of_birth="1980-03-04")
+    other = lookup_body(
+        record_id="m", name_first="Ann", name_last="Lee", date_of_birth="1980-03-04"
+    )
     result = matcher.match_pair(ANN, other)
     assert judge.calls == 1
     assert result.stage is Stage.AI and result.ai_reasoning.startswith("Medical history")
     assert result.evidence["waterfall"][-1]["comparison"] == "ai"
     assert result.decision is Decision.AUTO_MATCH
     # outside the review band the adjudicator is not asked
-    narrow = PatientMatcher(trained, thresholds=MatchThresholds(auto_match=0.5, review=0.5),
-                            adjudicator=judge)
+    narrow = PatientMatcher(
+        trained, thresholds=MatchThresholds(auto_match=0.5, review=0.5), adjudicator=judge
+    )
     narrow.match_pair(ANN, other)
     assert judge.calls == 1
 
@@ -103,8 +147,9 @@ def test_dedupe_and_link_tables(trained, synthetic):
     assert result.stats["records"] == 600 and result.stats["auto_match"] > 0
     left, right = demo.iloc[:300], demo.iloc[300:]
     linked = matcher.link(left, right)
-    crosses = linked.pairs["record_id_1"].isin(left["record_id"]) != linked.pairs["record_id_2"].isin(
-        left["record_id"])
+    crosses = linked.pairs["record_id_1"].isin(left["record_id"]) != linked.pairs[
+        "record_id_2"
+    ].isin(left["record_id"])
     assert crosses.all() and len(linked.pairs) > 0
     with pytest.raises(ValueError, match="unique"):
         matcher.link(left, left)
@@ -114,7 +159,9 @@ def test_clusters_never_join_a_hard_negative(trained, synthetic):
     matcher = PatientMatcher(trained)
     result = matcher.dedupe(synthetic.demographics, synthetic.medical)
     cluster_of = dict(zip(result.clusters["record_id"], result.clusters["cluster_id"], strict=True))
-    negatives = result.pairs[(result.pairs["stage"] == "rules") & (result.pairs["decision"] == "no_match")]
+    negatives = result.pairs[
+        (result.pairs["stage"] == "rules") & (result.pairs["decision"] == "no_match")
+    ]
     assert len(negatives) > 10
     for a, b in zip(negatives["record_id_1"], negatives["record_id_2"], strict=True):
         assert cluster_of[a] != cluster_of[b]
@@ -122,11 +169,20 @@ def test_clusters_never_join_a_hard_negative(trained, synthetic):
 
 
 def test_same_source_record_sent_twice_is_matched_by_rule(trained):
-    rows = pd.DataFrame({
-        "record_id": ["1", "2", "3"], "source_system": ["A", "A", "B"], "external_id": ["X", "X", "Y"],
-        "name_first": ["Ann", "Zed", "Bo"], "name_last": ["Lee", "Quill", "Ng"],
-    })
+    rows = pd.DataFrame(
+        {
+            "record_id": ["1", "2", "3"],
+            "source_system": ["A", "A", "B"],
+            "external_id": ["X", "X", "Y"],
+            "name_first": ["Ann", "Zed", "Bo"],
+            "name_last": ["Lee", "Quill", "Ng"],
+        }
+    )
     result = PatientMatcher(trained).dedupe(rows)
     exact = result.pairs[result.pairs["match_type"] == "exact"]
     assert list(zip(exact["record_id_1"], exact["record_id_2"], strict=True)) == [("1", "2")]
-    assert result.clusters.set_index("record_id")["cluster_id"].to_dict() == {"1": "1", "2": "1", "3": "3"}
+    assert result.clusters.set_index("record_id")["cluster_id"].to_dict() == {
+        "1": "1",
+        "2": "1",
+        "3": "3",
+    }

@@ -63,10 +63,24 @@ def test_model_without_m_is_refused(trained):
 
 
 def test_blocking_keys_render_for_both_engines():
-    row = {"last_soundex": "S530", "birth_year": "1980", "dob": "1980-01-02", "first_initial": "j",
-           "postal_code": None, "first_name": "john", "last_name": "smith", "phone": "+1617",
-           "ssn": None, "email": ""}
-    assert key_strings(row) == ["sx_by:S530|1980", "dob_fi:1980-01-02|j", "fn_ln:john|smith", "ph:+1617"]
+    row = {
+        "last_soundex": "S530",
+        "birth_year": "1980",
+        "dob": "1980-01-02",
+        "first_initial": "j",
+        "postal_code": None,
+        "first_name": "john",
+        "last_name": "smith",
+        "phone": "+1617",
+        "ssn": None,
+        "email": "",
+    }
+    assert key_strings(row) == [
+        "sx_by:S530|1980",
+        "dob_fi:1980-01-02|j",
+        "fn_ln:john|smith",
+        "ph:+1617",
+    ]
     rules = splink_blocking_rules()
     assert len(rules) == len(BLOCKING_KEYS)
     assert rules[0] == "l.last_soundex = r.last_soundex AND l.birth_year = r.birth_year"
@@ -79,7 +93,7 @@ def test_blocking_finds_the_true_pairs(synthetic, feature_rows):
     pairs = found = 0
     for records in truth:
         for i, a in enumerate(records):
-            for b in records[i + 1:]:
+            for b in records[i + 1 :]:
                 pairs += 1
                 found += shares_a_key(feature_rows[a], feature_rows[b])
     assert found / pairs > 0.99

@@ -16,21 +16,30 @@ def test_realtime_equals_splink_score_pairs(trained, features, feature_rows):
 
     scorer = RealtimeScorer(trained)
     db = DuckDBAPI()
-    linker = Linker(db.register(splink_input(features)), trained.splink_settings, log_level=logging.ERROR)
+    linker = Linker(
+        db.register(splink_input(features)), trained.splink_settings, log_level=logging.ERROR
+    )
     rnd = random.Random(5)
     ids = sorted(feature_rows)
     # random pairs plus true duplicates, so every level is exercised
     left_ids = rnd.sample(ids, 30)
     right_ids = rnd.sample(ids, 30)
-    records = {i: scorer.with_term_frequencies({c: feature_rows[i][c] for c in SPLINK_COLUMNS})
-               for i in set(left_ids) | set(right_ids)}
+    records = {
+        i: scorer.with_term_frequencies({c: feature_rows[i][c] for c in SPLINK_COLUMNS})
+        for i in set(left_ids) | set(right_ids)
+    }
     out = linker.inference.score_pairs(
         [records[i] for i in left_ids], [records[i] for i in right_ids]
     ).as_pandas_dataframe()
     assert len(out) == 900
     worst = 0.0
-    for a, b, weight, probability in zip(out["unique_id_l"], out["unique_id_r"],
-                                         out["match_weight"], out["match_probability"], strict=True):
+    for a, b, weight, probability in zip(
+        out["unique_id_l"],
+        out["unique_id_r"],
+        out["match_weight"],
+        out["match_probability"],
+        strict=True,
+    ):
         score = scorer.score(records[a], records[b])
         worst = max(worst, abs(score.match_weight - weight), abs(score.probability - probability))
     assert worst < 1e-9

@@ -1,10 +1,19 @@
 from medmatch.matching.rules import RuleKind, evaluate_rules, medical_histories_conflict
 
 BASE = {
-    "first_name": "john", "first_name_group": ["john", "johnny"], "last_name": "smith",
-    "dob": "1950-05-06", "sex": "M", "address": "12 main st", "phone": "+16175550123",
-    "name_suffix": None, "ssn": None, "source_system": "A", "external_id": "1",
-    "conditions": [], "medications": [],
+    "first_name": "john",
+    "first_name_group": ["john", "johnny"],
+    "last_name": "smith",
+    "dob": "1950-05-06",
+    "sex": "M",
+    "address": "12 main st",
+    "phone": "+16175550123",
+    "name_suffix": None,
+    "ssn": None,
+    "source_system": "A",
+    "external_id": "1",
+    "conditions": [],
+    "medications": [],
 }
 
 
@@ -14,18 +23,24 @@ def test_same_source_record_is_exact():
 
 
 def test_same_identifier_and_dob_is_exact():
-    hit = evaluate_rules(BASE | {"ssn": "123456789"}, BASE | {"ssn": "123456789", "external_id": "2"})
+    hit = evaluate_rules(
+        BASE | {"ssn": "123456789"}, BASE | {"ssn": "123456789", "external_id": "2"}
+    )
     assert hit.rule == "same_identifier_and_dob"
 
 
 def test_different_suffix_is_a_hard_negative_even_with_the_same_ssn():
-    hit = evaluate_rules(BASE | {"name_suffix": "SR", "ssn": "1"},
-                         BASE | {"name_suffix": "JR", "ssn": "1", "external_id": "2"})
+    hit = evaluate_rules(
+        BASE | {"name_suffix": "SR", "ssn": "1"},
+        BASE | {"name_suffix": "JR", "ssn": "1", "external_id": "2"},
+    )
     assert hit.rule == "different_suffix" and hit.kind is RuleKind.HARD_NEGATIVE
 
 
 def test_father_and_son_without_suffix():
-    hit = evaluate_rules(BASE | {"name_suffix": "SR"}, BASE | {"dob": "1978-02-01", "external_id": "2"})
+    hit = evaluate_rules(
+        BASE | {"name_suffix": "SR"}, BASE | {"dob": "1978-02-01", "external_id": "2"}
+    )
     assert hit.rule == "generational"
 
 
@@ -34,18 +49,31 @@ def test_a_mistyped_birth_year_is_not_a_generation():
 
 
 def test_twins_of_different_sex():
-    sister = BASE | {"first_name": "mary", "first_name_group": ["mary", "molly"], "sex": "F",
-                     "external_id": "2"}
+    sister = BASE | {
+        "first_name": "mary",
+        "first_name_group": ["mary", "molly"],
+        "sex": "F",
+        "external_id": "2",
+    }
     assert evaluate_rules(BASE, sister).rule == "twins"
 
 
 def test_same_sex_twins_with_conflicting_histories():
-    brother = BASE | {"first_name": "jacob", "first_name_group": ["jacob", "jake"],
-                      "external_id": "2", "conditions": ["asthma"]}
+    brother = BASE | {
+        "first_name": "jacob",
+        "first_name_group": ["jacob", "jake"],
+        "external_id": "2",
+        "conditions": ["asthma"],
+    }
     assert evaluate_rules(BASE | {"conditions": ["type_2_diabetes"]}, brother).rule == "twins"
     # same history: not enough to call them twins (could be a typo'd name)
-    assert evaluate_rules(BASE | {"conditions": ["asthma"]}, brother | {"first_name": "johan",
-                          "first_name_group": ["johan"]}) is None
+    assert (
+        evaluate_rules(
+            BASE | {"conditions": ["asthma"]},
+            brother | {"first_name": "johan", "first_name_group": ["johan"]},
+        )
+        is None
+    )
 
 
 def test_nickname_is_not_a_twin():
