@@ -104,7 +104,9 @@ def match(
         def progress(stage: str, fraction: float) -> None:
             bar.update(task, description=stage, completed=fraction)
 
+        t = time.perf_counter()
         feats = table_features(table, med_table, phone_region=settings.default_phone_region)
+        timings = {"normalise_s": time.perf_counter() - t}
         for w in feats.warnings[:10]:
             console.print(f"[yellow]warning:[/yellow] record {w.record_id}: {w.field} {w.reason}")
         if len(feats.warnings) > 10:
@@ -119,7 +121,9 @@ def match(
         )
         if chosen is None and should_train:
             progress("train", 0.1)
+            t = time.perf_counter()
             chosen = train_model(feats.frame, seed=seed)
+            timings["train_s"] = time.perf_counter() - t
             origin = f"trained on this input ({len(table):,} records)"
         elif chosen is None:
             chosen = MatchModel.default()
@@ -127,7 +131,7 @@ def match(
         else:
             origin = f"loaded from {model}"
         matcher = PatientMatcher(chosen, thresholds=thresholds)
-        result = matcher.dedupe_features(feats.frame, progress=progress)
+        result = matcher.dedupe_features(feats.frame, progress=progress, timings=timings)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     result.pairs.drop(columns=["match_weight", "rule"]).to_csv(out_dir / "pairs.csv", index=False)

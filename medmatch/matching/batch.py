@@ -14,7 +14,7 @@ from medmatch.matching.clustering import cluster
 from medmatch.matching.decisions import Decision, MatchType, Stage, decide
 from medmatch.matching.explain import levels_sentence, with_rule
 from medmatch.matching.model import MatchModel
-from medmatch.matching.rules import RuleKind, evaluate_rules
+from medmatch.matching.rules import CANDIDATE_SQL, RuleKind, evaluate_rules
 from medmatch.matching.training import splink_input
 
 logger = logging.getLogger(__name__)
@@ -52,13 +52,15 @@ def predict_pairs(features: pd.DataFrame, model: MatchModel, floor: float) -> pd
     settings = model.splink_settings | {
         "retain_intermediate_calculation_columns": True,
         "retain_matching_columns": True,
+        "additional_columns_to_retain": ["name_suffix"],
     }
     linker = Linker(frame, settings, log_level=logging.WARNING)
     predictions = linker.inference.predict(threshold_match_probability=floor)
     wanted = ["unique_id_l", "unique_id_r", "match_weight", "match_probability"] + [
         f"gamma_{c.name}" for c in model.comparisons
     ]
-    sql = f"SELECT {', '.join(wanted)} FROM {predictions.physical_name}"
+    candidate = f"coalesce({CANDIDATE_SQL}, FALSE) AS rule_candidate"
+    sql = f"SELECT {', '.join(wanted)}, {candidate} FROM {predictions.physical_name}"
     return linker.misc.query_sql(sql, output_type="pandas")
 
 
@@ -70,17 +72,12 @@ def feature_rows(features: pd.DataFrame, ids: set[str]) -> dict[str, dict]:
     return {row[0]: dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)}
 
 
-def _same_source_record_pairs(features: pd.DataFrame) -> list[tuple[str, str]]:
-    keyed = features.loc[
-        features["external_id"].notna(), ["unique_id", "source_system", "external_id"]
-    ]
+def _same_source_record_groups(features: pd.DataFrame) -> list[list[str]]:
+    """Groups of records that share source_system and external_id (a record sent again)."""
     keys = ["source_system", "external_id"]
+    keyed = features.loc[features["external_id"].notna(), ["unique_id", *keys]]
     resent = keyed[keyed.duplicated(keys, keep=False)]
-    pairs = []
-    for _, group in resent.groupby(keys):
-        ids = sorted(group["unique_id"])
-        pairs += [(ids[0], other) for other in ids[1:]]
-    return pairs
+    return [sorted(group["unique_id"]) for _, group in resent.groupby(keys)]
 
 
 def decide_pairs(
@@ -93,17 +90,27 @@ def decide_pairs(
     weights = model.level_weights()
     comps = model.comparisons
     gamma_cols = [f"gamma_{c.name}" for c in comps]
-    columns = ["unique_id_l", "unique_id_r", "match_probability", "match_weight", *gamma_cols]
+    columns = [
+        "unique_id_l",
+        "unique_id_r",
+        "match_probability",
+        "match_weight",
+        "rule_candidate",
+        *gamma_cols,
+    ]
     # plain Python lists: iterating pandas (Arrow-backed) columns costs ~30x more per value
     records = list(zip(*(scored[c].tolist() for c in columns), strict=True))
+    # pairs sent twice by one source system: every pair within each group, both ways
+    resent = {
+        (a, b) for group in _same_source_record_groups(features) for a in group for b in group
+    }
+    resent = {p for p in resent if p[0] != p[1]}
     scored_ids = {(r[0], r[1]) for r in records}
-    extra = [
-        (a, b)
-        for a, b in _same_source_record_pairs(features)
-        if (a, b) not in scored_ids and (b, a) not in scored_ids
-    ]
-    involved = {r[0] for r in records} | {r[1] for r in records} | {x for p in extra for x in p}
-    rows = feature_rows(features, involved)
+    extra = sorted(
+        p for p in resent if p[0] < p[1] and p not in scored_ids and p[::-1] not in scored_ids
+    )
+    involved = {x for r in records if r[4] or (r[0], r[1]) in resent for x in r[:2]}
+    rows = feature_rows(features, involved | {x for p in extra for x in p})
     # per comparison, Splink's gamma value -> (comparison, level label)
     labels = [
         {comp.gamma(i): (comp.name, w.label) for i, w in enumerate(ws)}
@@ -111,9 +118,10 @@ def decide_pairs(
     ]
     out: list[tuple] = []
     cannot: list[tuple[str, str]] = []
-    for a, b, probability, mw, *gammas in records:
+    for a, b, probability, mw, candidate, *gammas in records:
         text = levels_sentence(tuple(lab[int(g)] for lab, g in zip(labels, gammas, strict=True)))
-        rule = evaluate_rules(rows[a], rows[b])
+        may_fire = candidate or (a, b) in resent
+        rule = evaluate_rules(rows[a], rows[b]) if may_fire else None
         out.append(_decision_row(a, b, float(probability), float(mw), text, rule, thresholds))
         if rule is not None and rule.kind is RuleKind.HARD_NEGATIVE:
             cannot.append((a, b))
@@ -152,6 +160,11 @@ def clusters_from_pairs(
     ids: list[str], pairs: pd.DataFrame, cannot: list[tuple[str, str]]
 ) -> pd.DataFrame:
     auto = pairs[pairs["decision"] == Decision.AUTO_MATCH.value]
-    edges = zip(auto["record_id_1"], auto["record_id_2"], auto["confidence"], strict=True)
+    edges = zip(
+        auto["record_id_1"].tolist(),
+        auto["record_id_2"].tolist(),
+        auto["confidence"].tolist(),
+        strict=True,
+    )
     labels = cluster(ids, edges, cannot)
     return pd.DataFrame({"record_id": ids, "cluster_id": [labels[i] for i in ids]})

@@ -11,12 +11,22 @@ from collections.abc import Iterable, Sequence
 
 
 class _ConstrainedUnionFind:
-    def __init__(self, ids: Sequence[str]) -> None:
-        self.parent = {i: i for i in ids}
-        self.members: dict[str, set[str]] = {i: {i} for i in ids}
-        self.forbidden: dict[str, set[str]] = {i: set() for i in ids}
+    """Union-find over the records that have edges; a record without one is its own root."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+        self.members: dict[str, set[str]] = {}
+        self.forbidden: dict[str, set[str]] = {}
+
+    def add(self, x: str) -> None:
+        if x not in self.parent:
+            self.parent[x] = x
+            self.members[x] = {x}
+            self.forbidden[x] = set()
 
     def find(self, x: str) -> str:
+        if x not in self.parent:
+            return x
         root = x
         while self.parent[root] != root:
             root = self.parent[root]
@@ -25,10 +35,14 @@ class _ConstrainedUnionFind:
         return root
 
     def forbid(self, a: str, b: str) -> None:
+        self.add(a)
+        self.add(b)
         self.forbidden[a].add(b)
         self.forbidden[b].add(a)
 
     def union(self, a: str, b: str) -> bool:
+        self.add(a)
+        self.add(b)
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return True
@@ -51,10 +65,10 @@ def cluster(
     cannot_link: Iterable[tuple[str, str]] = (),
 ) -> dict[str, str]:
     """record id -> cluster id (the smallest record id in the cluster)."""
-    uf = _ConstrainedUnionFind(ids)
+    uf = _ConstrainedUnionFind()
     for a, b in cannot_link:
         uf.forbid(a, b)
     for a, b, _ in sorted(edges, key=lambda e: -e[2]):
         uf.union(a, b)
     label = {root: min(members) for root, members in uf.members.items()}
-    return {i: label[uf.find(i)] for i in ids}
+    return {i: label.get(uf.find(i), i) for i in ids}

@@ -124,6 +124,20 @@ def hard_negative(left: Row, right: Row) -> RuleHit | None:
     return None
 
 
+# A cheap SQL superset of "some rule below may fire" (same source record aside, which the
+# batch finds by grouping). Batch scoring evaluates the Python rules only where it holds;
+# a test holds it true wherever a rule fires.
+CANDIDATE_SQL = (
+    "(ssn_l = ssn_r AND dob_l = dob_r)"
+    " OR name_suffix_l <> name_suffix_r"
+    f" OR (abs(CAST(birth_year_l AS INTEGER) - CAST(birth_year_r AS INTEGER)) >= {GENERATION_YEARS}"
+    " AND jaro_winkler_similarity(last_name_l, last_name_r) >= 0.92)"
+    " OR (levenshtein(dob_l, dob_r) <= 2"
+    " AND (address_l = address_r OR phone_l = phone_r OR postal_code_l = postal_code_r)"
+    " AND (first_name_l IS NULL OR first_name_r IS NULL OR first_name_l <> first_name_r))"
+)
+
+
 def evaluate_rules(left: Row, right: Row) -> RuleHit | None:
     """The first rule that fires. A re-sent source record wins over everything; otherwise
     hard negatives win over the identifier rule (Jr and Sr sharing an SSN is a data error)."""

@@ -86,3 +86,29 @@ def test_medical_conflict_uses_implied_conditions():
     assert not medical_histories_conflict(a, b)
     assert medical_histories_conflict(a, {"conditions": ["asthma"], "medications": []})
     assert not medical_histories_conflict(a, {"conditions": [], "medications": []})
+
+
+def test_candidate_sql_is_a_superset_of_the_rules(trained, features, feature_rows):
+    """Batch scoring skips the Python rules where CANDIDATE_SQL is false: it must never be
+    false where a rule fires."""
+    import logging
+
+    from splink import DuckDBAPI, Linker
+
+    from medmatch.matching.rules import CANDIDATE_SQL
+    from medmatch.matching.training import splink_input
+
+    settings = trained.splink_settings | {"retain_matching_columns": True,
+                                          "additional_columns_to_retain": ["name_suffix"]}
+    linker = Linker(DuckDBAPI().register(splink_input(features)), settings, log_level=logging.ERROR)
+    predictions = linker.inference.predict()
+    rows = linker.misc.query_sql(
+        f"SELECT unique_id_l, unique_id_r, coalesce({CANDIDATE_SQL}, FALSE) AS c "
+        f"FROM {predictions.physical_name}", output_type="pandas")
+    fired = 0
+    for a, b, candidate in rows.itertuples(index=False):
+        hit = evaluate_rules(feature_rows[a] | {"external_id": None}, feature_rows[b] | {"external_id": None})
+        if hit is not None:
+            fired += 1
+            assert candidate, (hit.rule, a, b)
+    assert fired > 50
