@@ -234,15 +234,16 @@ def write_markdown(results: dict, path: Path) -> None:
     lines = [
         f"Command: `{results['command']}` (seed {results['seed']}, {results['machine']['cpus']} CPUs)",
         "",
-        "| records | MedMatch F1 | Splink F1 | MedMatch s | Splink s | time ratio | MedMatch MiB | Splink MiB | pairs compared (MedMatch / Splink) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| records | MedMatch F1 | Splink F1 | MedMatch s | Splink s | time ratio | MedMatch MiB | Splink MiB | pairs compared (MedMatch / Splink) | twins merged (MedMatch / Splink) | father/son merged (MedMatch / Splink) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in results["sizes"]:
         m, p = s["medmatch"], s["plain_splink"]
         lines.append(
             f"| {s['records']:,} | {m['f1']} | {p['f1']} | {m['wall_s']} | {p['wall_s']} | "
             f"{s['time_ratio']} | {m['peak_rss_mib']} | {p['peak_rss_mib']} | "
-            f"{m['pairs_compared']:,} / {p['pairs_compared']:,} |"
+            f"{m['pairs_compared']:,} / {p['pairs_compared']:,} | {m['twins_merged']} / {p['twins_merged']} | "
+            f"{m['father_son_merged']} / {p['father_son_merged']} |"
         )
     if "realtime" in results:
         rt = results["realtime"]

@@ -37,7 +37,13 @@ SPLINK_COLUMNS: tuple[str, ...] = (
     "ssn",
 )
 # Carried beside the model's columns, for rules and adjudication.
-CONTEXT_COLUMNS: tuple[str, ...] = ("source_system", "external_id", "conditions", "medications")
+CONTEXT_COLUMNS: tuple[str, ...] = (
+    "middle_name",
+    "source_system",
+    "external_id",
+    "conditions",
+    "medications",
+)
 
 
 def _first_token(folded: str | None) -> str | None:
@@ -93,6 +99,7 @@ def record_features(record: PatientRecord) -> dict[str, Any]:
         d.postal_code,
         d.ssn,
     )
+    row["middle_name"] = _first_token(names.fold(d.name_middle))
     row["source_system"] = record.source_system
     row["external_id"] = record.external_id
     row["conditions"] = sorted(clinical.condition_concepts(record.medical_data.conditions))
@@ -185,6 +192,7 @@ def table_features(
         "ssn": norm["ssn"],
         "source_system": [str(v) for v in table["source_system"].tolist()],
         "external_id": _clean_column(table, "external_id"),
+        "middle_name": _map_unique(norm["name_middle"], lambda v: _first_token(names.fold(v))),
     }
     columns["conditions"], columns["medications"] = _medical_columns(ids, medical)
     out.frame = pd.DataFrame(columns, dtype=object)

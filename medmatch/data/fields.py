@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from medmatch.data import codes, contact, dates, names
@@ -10,6 +11,7 @@ from medmatch.data import codes, contact, dates, names
 Normaliser = Callable[[Any], Any]
 
 
+@lru_cache(maxsize=16)
 def field_normalisers(phone_region: str = "US") -> dict[str, Normaliser]:
     """Field -> function that returns the normalised value or raises InvalidValueError."""
     return {

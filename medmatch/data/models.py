@@ -21,7 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from medmatch.data import clinical, codes, contact, dates, names
+from medmatch.data import clinical, names
+from medmatch.data.fields import DEMOGRAPHIC_FIELDS, field_normalisers
 from medmatch.errors import InvalidFieldError, InvalidValueError
 
 LENIENT = "lenient"
@@ -69,67 +70,13 @@ class Demographics(BaseModel):
     ssn: str | None = None
     mrn: str | None = None
 
-    @field_validator(
-        "name_first", "name_middle", "name_last", "address_line", "city", mode="before"
-    )
+    @field_validator(*DEMOGRAPHIC_FIELDS, mode="before")
     @classmethod
-    def _text(cls, value: Any) -> Any:
-        if value is None or (isinstance(value, float) and value != value):
-            return None
-        return names.clean_display(str(value))
-
-    @field_validator("state", mode="before")
-    @classmethod
-    def _state(cls, value: Any) -> Any:
-        if value is None or (isinstance(value, float) and value != value):
-            return None
-        return names.clean_display(str(value).upper())
-
-    @field_validator("name_suffix", mode="before")
-    @classmethod
-    def _suffix(cls, value: Any) -> Any:
-        if value is None or (isinstance(value, float) and value != value):
-            return None
-        return names.normalise_suffix(str(value))
-
-    @field_validator("date_of_birth", mode="before")
-    @classmethod
-    def _dob(cls, value: Any, info: ValidationInfo) -> Any:
-        return _normalised(dates.parse_date_of_birth, value, info)
-
-    @field_validator("gender", mode="before")
-    @classmethod
-    def _gender(cls, value: Any, info: ValidationInfo) -> Any:
-        return _normalised(codes.normalise_sex, value, info)
-
-    @field_validator("phone", mode="before")
-    @classmethod
-    def _phone(cls, value: Any, info: ValidationInfo) -> Any:
+    def _normalise(cls, value: Any, info: ValidationInfo) -> Any:
+        # the same normaliser per field as the bulk path (medmatch.data.fields)
         context = info.context if isinstance(info.context, dict) else {}
-        region = context.get("phone_region", "US")
-        return _normalised(lambda v: contact.normalise_phone(str(v), region), value, info)
-
-    @field_validator("email", mode="before")
-    @classmethod
-    def _email(cls, value: Any, info: ValidationInfo) -> Any:
-        return _normalised(lambda v: contact.normalise_email(str(v)), value, info)
-
-    @field_validator("postal_code", mode="before")
-    @classmethod
-    def _postal(cls, value: Any, info: ValidationInfo) -> Any:
-        return _normalised(contact.normalise_postal_code, value, info)
-
-    @field_validator("ssn", mode="before")
-    @classmethod
-    def _ssn(cls, value: Any, info: ValidationInfo) -> Any:
-        return _normalised(lambda v: codes.normalise_ssn(str(v)), value, info)
-
-    @field_validator("mrn", mode="before")
-    @classmethod
-    def _mrn(cls, value: Any) -> Any:
-        if value is None or (isinstance(value, float) and value != value):
-            return None
-        return codes.normalise_identifier(str(value))
+        normaliser = field_normalisers(context.get("phone_region", "US"))[info.field_name or ""]
+        return _normalised(normaliser, value, info)
 
     @model_validator(mode="after")
     def _split_suffixes(self) -> Demographics:

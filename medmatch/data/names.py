@@ -100,3 +100,12 @@ def soundex(name: str | None) -> str | None:
         return None
     letters = folded.replace(" ", "")
     return jellyfish.soundex(letters) if letters.isalpha() else None
+
+
+@lru_cache(maxsize=100_000)
+def metaphone(folded_name: str | None) -> str | None:
+    """Metaphone of an already folded name: 'chris' and 'kris', 'jeff' and 'geoff' agree."""
+    if not folded_name:
+        return None
+    letters = folded_name.replace(" ", "")
+    return jellyfish.metaphone(letters) if letters.isalpha() else None

@@ -26,7 +26,7 @@ class EvaluationReport:
         }
 
 
-def _hard_cases(clusters: dict[str, str], truth: pd.DataFrame) -> dict[str, dict[str, int]]:
+def hard_case_merges(clusters: dict[str, str], truth: pd.DataFrame) -> dict[str, dict[str, int]]:
     """Relatives (twins, father and son) that ended in one cluster: each is an error."""
     out: dict[str, dict[str, int]] = {}
     fam = truth.dropna(subset=["family_id"])
@@ -65,5 +65,5 @@ def evaluate(pairs: pd.DataFrame, clusters: pd.DataFrame, truth: pd.DataFrame) -
         cluster=cluster_pairwise(cluster_map, truth_map).as_dict(),
         b_cubed=b_cubed(cluster_map, truth_map),
         sweep=threshold_sweep(scored, truth_map),
-        hard_cases=_hard_cases(cluster_map, truth) if "family_id" in truth else {},
+        hard_cases=hard_case_merges(cluster_map, truth) if "family_id" in truth else {},
     )

@@ -14,10 +14,15 @@ from typing import Any
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from medmatch.data.clinical import implied_conditions
+from medmatch.data.names import metaphone
 
 Row = Mapping[str, Any]
 # A parent and child are at least this many years apart; a typo in the year is one edit.
 GENERATION_YEARS = 14
+# Given names this far apart (Jaro-Winkler) are different names, not a typo of one:
+# a single typo keeps short names above 0.8 ('lafra'/'laura' 0.89, 'cdrl'/'carl' 0.85).
+UNRELATED_BELOW = 0.7
+NICKNAME_TYPO_AT_LEAST = 0.88
 
 
 class RuleKind(StrEnum):
@@ -48,10 +53,21 @@ def _similar(left: Row, right: Row, col: str, at_least: float = 0.92) -> bool:
 
 
 def _dob_close(left: Row, right: Row) -> bool:
-    """The same date of birth, give or take one typo."""
-    return _both(left, right, "dob") and (
-        DamerauLevenshtein.distance(left["dob"], right["dob"]) <= 1
-    )
+    """The same date of birth, give or take one typo or a day/month swap."""
+    if not _both(left, right, "dob"):
+        return False
+    a, b = left["dob"], right["dob"]
+    swapped = a[:4] == b[:4] and a[5:7] == b[8:10] and a[8:10] == b[5:7]
+    return swapped or DamerauLevenshtein.distance(a, b) <= 1
+
+
+def _same_given_name(left: Row, right: Row) -> bool:
+    """Strictly the same given name: equal, or nicknames of each other (no fuzzy match)."""
+    if not _both(left, right, "first_name"):
+        return False
+    if left["first_name"] == right["first_name"]:
+        return True
+    return bool(set(left.get("first_name_group") or ()) & set(right.get("first_name_group") or ()))
 
 
 def _given_names_related(left: Row, right: Row) -> bool:
@@ -60,14 +76,35 @@ def _given_names_related(left: Row, right: Row) -> bool:
 
 
 def _given_names_differ(left: Row, right: Row, below: float) -> bool:
-    """Given names that are neither close, nor nicknames of each other, nor swapped fields."""
+    """Given names that are neither close, nor nicknames of each other (even mistyped:
+    'Caroyln' and 'Carrie'), nor spelt by ear, nor swapped with the surname."""
     if not _both(left, right, "first_name"):
         return False
-    if set(left.get("first_name_group") or ()) & set(right.get("first_name_group") or ()):
+    lf, rf = left["first_name"], right["first_name"]
+    if lf == right.get("last_name") or rf == left.get("last_name"):
         return False
-    if left["first_name"] == right.get("last_name") or right["first_name"] == left.get("last_name"):
+    if metaphone(lf) == metaphone(rf):
+        return False  # spelt by ear: Chris and Kris, Jeff and Geoff
+    if JaroWinkler.similarity(lf, rf) >= below or DamerauLevenshtein.distance(lf, rf) <= 1:
+        return False  # close, or one typo apart ('amy' and 'may')
+    left_names = set(left.get("first_name_group") or ()) | {lf}
+    right_names = set(right.get("first_name_group") or ()) | {rf}
+    if left_names & right_names:
         return False
-    return JaroWinkler.similarity(left["first_name"], right["first_name"]) < below
+    # a nickname on one side and a typo on the other
+    return not any(
+        JaroWinkler.similarity(a, b) >= NICKNAME_TYPO_AT_LEAST
+        for a in left_names
+        for b in right_names
+    )
+
+
+def _goes_by_middle_name(left: Row, right: Row) -> bool:
+    """One record's given name is the other's middle name ('James Robert' known as 'Robert')."""
+    lf, rf = left.get("first_name"), right.get("first_name")
+    return (lf is not None and lf == right.get("middle_name")) or (
+        rf is not None and rf == left.get("middle_name")
+    )
 
 
 def medical_histories_conflict(left: Row, right: Row) -> bool:
@@ -104,22 +141,43 @@ def hard_negative(left: Row, right: Row) -> RuleHit | None:
                 RuleKind.HARD_NEGATIVE,
                 "same name a generation apart (parent and child)",
             )
-    if (
-        _dob_close(left, right)
-        and any(_same(left, right, c) for c in ("address", "phone", "postal_code"))
-        and not _given_names_related(left, right)
-    ):
-        unrelated = _given_names_differ(left, right, below=0.6)
-        sex_differs = _both(left, right, "sex") and left["sex"] != right["sex"]
-        # twin sisters may no longer share a surname: an unrelated given name is enough then
-        surname_ok = (
-            _similar(left, right, "last_name") or not _both(left, right, "last_name") or unrelated
-        )
-        if surname_ok and (sex_differs or unrelated or medical_histories_conflict(left, right)):
+    household = any(_same(left, right, c) for c in ("address", "phone", "postal_code"))
+    surname = _similar(left, right, "last_name")
+    sex_differs = _both(left, right, "sex") and left["sex"] != right["sex"]
+    if household and sex_differs and not _same_given_name(left, right):
+        # a brother and sister, or a couple: a wrong sex code *and* another name is unlikely
+        if _dob_close(left, right):
             return RuleHit(
                 "twins",
                 RuleKind.HARD_NEGATIVE,
-                "same birth date and home, different given names or sex (twins)",
+                "same birth date and home, different sex and given name (twins)",
+            )
+        return RuleHit(
+            "household_member",
+            RuleKind.HARD_NEGATIVE,
+            "same home, different sex and given name (another member of the household)",
+        )
+    if _dob_close(left, right) and not _given_names_related(left, right):
+        unrelated = _given_names_differ(
+            left, right, below=UNRELATED_BELOW
+        ) and not _goes_by_middle_name(left, right)
+        # twin sisters may no longer share a surname: an unrelated given name is enough then
+        if (
+            household
+            and (surname or not _both(left, right, "last_name") or unrelated)
+            and (unrelated or medical_histories_conflict(left, right))
+        ):
+            return RuleHit(
+                "twins",
+                RuleKind.HARD_NEGATIVE,
+                "same birth date and home, different given names (twins)",
+            )
+        # one of twins who moved away, or a namesake born the same day
+        if surname and unrelated:
+            return RuleHit(
+                "different_given_name",
+                RuleKind.HARD_NEGATIVE,
+                "same birth date and surname, unrelated given names (twins or namesakes)",
             )
     return None
 
@@ -132,8 +190,12 @@ CANDIDATE_SQL = (
     " OR name_suffix_l <> name_suffix_r"
     f" OR (abs(CAST(birth_year_l AS INTEGER) - CAST(birth_year_r AS INTEGER)) >= {GENERATION_YEARS}"
     " AND jaro_winkler_similarity(last_name_l, last_name_r) >= 0.92)"
-    " OR (levenshtein(dob_l, dob_r) <= 2"
+    " OR (sex_l <> sex_r"
     " AND (address_l = address_r OR phone_l = phone_r OR postal_code_l = postal_code_r)"
+    " AND (first_name_l IS NULL OR first_name_r IS NULL OR first_name_l <> first_name_r))"
+    " OR ((levenshtein(dob_l, dob_r) <= 2 OR substr(dob_l, 1, 4) = substr(dob_r, 1, 4))"
+    " AND (address_l = address_r OR phone_l = phone_r OR postal_code_l = postal_code_r"
+    " OR jaro_winkler_similarity(last_name_l, last_name_r) >= 0.92)"
     " AND (first_name_l IS NULL OR first_name_r IS NULL OR first_name_l <> first_name_r))"
 )
 

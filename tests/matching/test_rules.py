@@ -112,3 +112,15 @@ def test_candidate_sql_is_a_superset_of_the_rules(trained, features, feature_row
             fired += 1
             assert candidate, (hit.rule, a, b)
     assert fired > 50
+
+
+def test_twin_who_moved_away_and_namesakes():
+    moved = BASE | {"first_name": "curtis", "first_name_group": ["curt", "curtis"], "address": "9 elm rd",
+                    "phone": "+13019660102", "external_id": "2"}
+    assert evaluate_rules(BASE, moved).rule == "different_given_name"
+
+
+def test_going_by_the_middle_name_is_not_a_different_person():
+    known_as = BASE | {"first_name": "robert", "first_name_group": ["bob", "robert"], "address": "9 elm rd",
+                       "phone": None, "external_id": "2"}
+    assert evaluate_rules(BASE | {"middle_name": "robert"}, known_as) is None
