@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         1000, ge=10, description="the CLI trains on its input at or above this many records"
     )
     thresholds: MatchThresholds = Field(default_factory=MatchThresholds)
+    duckdb_memory_limit: str = Field("2GB", description="DuckDB's memory bound; it spills past it")
+    duckdb_temp_directory: str | None = Field(
+        None, description="where DuckDB spills (default: tmp)"
+    )
 
 
 @lru_cache(maxsize=1)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
 from medmatch.config import MatchThresholds
+from medmatch.data.features import column_values
 from medmatch.data.models import FieldWarning
 from medmatch.matching.clustering import cluster
 from medmatch.matching.decisions import Decision, MatchType, Stage, decide
+from medmatch.matching.engine import duckdb_api
 from medmatch.matching.explain import levels_sentence, with_rule
 from medmatch.matching.model import MatchModel
 from medmatch.matching.rules import CANDIDATE_SQL, RuleKind, evaluate_rules
@@ -44,9 +47,9 @@ class BatchResult:
 
 def predict_pairs(features: pd.DataFrame, model: MatchModel, floor: float) -> pd.DataFrame:
     """Every blocked pair at or above `floor`, with its comparison vector (gamma columns)."""
-    from splink import DuckDBAPI, Linker
+    from splink import Linker
 
-    db = DuckDBAPI()
+    db = duckdb_api()
     frame = db.register(splink_input(features), dataset_display_name="records")
     # gamma columns (which level each comparison reached) feed the explanations
     settings = model.splink_settings | {
@@ -64,12 +67,33 @@ def predict_pairs(features: pd.DataFrame, model: MatchModel, floor: float) -> pd
     return linker.misc.query_sql(sql, output_type="pandas")
 
 
-def feature_rows(features: pd.DataFrame, ids: set[str]) -> dict[str, dict]:
-    """unique_id -> feature row (a dict), for the given ids only."""
+class _RowView(Mapping[str, Any]):
+    """One record of a column store, read as a mapping, without building a dict per record."""
+
+    __slots__ = ("_columns", "_i")
+
+    def __init__(self, columns: dict[str, list[Any]], i: int) -> None:
+        self._columns, self._i = columns, i
+
+    def __getitem__(self, key: str) -> Any:
+        return self._columns[key][self._i]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        column = self._columns.get(key)
+        return default if column is None else column[self._i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+
+def feature_rows(features: pd.DataFrame, ids: set[str]) -> dict[str, Mapping[str, Any]]:
+    """unique_id -> feature row, for the given ids only."""
     subset = features[features["unique_id"].isin(ids)]
-    names = list(subset.columns)
-    values = [subset[c].tolist() for c in names]
-    return {row[0]: dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)}
+    columns = {c: column_values(subset[c]) for c in subset.columns}
+    return {rid: _RowView(columns, i) for i, rid in enumerate(columns["unique_id"])}
 
 
 def _same_source_record_groups(features: pd.DataFrame) -> list[list[str]]:

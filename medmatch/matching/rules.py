@@ -47,8 +47,11 @@ def _same(left: Row, right: Row, col: str) -> bool:
 
 def _similar(left: Row, right: Row, col: str, at_least: float = 0.92) -> bool:
     """Equal, or a typo apart (Jaro-Winkler): rules must survive a misspelt surname."""
-    return _both(left, right, col) and (
-        left[col] == right[col] or JaroWinkler.similarity(left[col], right[col]) >= at_least
+    if not _both(left, right, col):
+        return False
+    a, b = left[col], right[col]
+    return (
+        a == b or JaroWinkler.similarity(a, b) >= at_least or DamerauLevenshtein.distance(a, b) <= 1
     )
 
 
@@ -189,13 +192,15 @@ CANDIDATE_SQL = (
     "(ssn_l = ssn_r AND dob_l = dob_r)"
     " OR name_suffix_l <> name_suffix_r"
     f" OR (abs(CAST(birth_year_l AS INTEGER) - CAST(birth_year_r AS INTEGER)) >= {GENERATION_YEARS}"
-    " AND jaro_winkler_similarity(last_name_l, last_name_r) >= 0.92)"
+    " AND (jaro_winkler_similarity(last_name_l, last_name_r) >= 0.92"
+    " OR levenshtein(last_name_l, last_name_r) <= 2))"
     " OR (sex_l <> sex_r"
     " AND (address_l = address_r OR phone_l = phone_r OR postal_code_l = postal_code_r)"
     " AND (first_name_l IS NULL OR first_name_r IS NULL OR first_name_l <> first_name_r))"
     " OR ((levenshtein(dob_l, dob_r) <= 2 OR substr(dob_l, 1, 4) = substr(dob_r, 1, 4))"
     " AND (address_l = address_r OR phone_l = phone_r OR postal_code_l = postal_code_r"
-    " OR jaro_winkler_similarity(last_name_l, last_name_r) >= 0.92)"
+    " OR jaro_winkler_similarity(last_name_l, last_name_r) >= 0.92"
+    " OR levenshtein(last_name_l, last_name_r) <= 2)"
     " AND (first_name_l IS NULL OR first_name_r IS NULL OR first_name_l <> first_name_r))"
 )
 

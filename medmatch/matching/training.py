@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from medmatch.data.features import SPLINK_COLUMNS
+from medmatch.matching.engine import duckdb_api
 from medmatch.matching.model import (
     LEVEL_NOT_OBSERVED,
     NOT_OBSERVED_PROBABILITY,
@@ -86,9 +87,9 @@ def train_model(
     em_sampling_from: int = 100_000,
 ) -> MatchModel:
     """Train on a feature table (from `table_features`); labels are known matching pairs."""
-    from splink import DuckDBAPI, Linker
+    from splink import Linker
 
-    db = DuckDBAPI()
+    db = duckdb_api()
     frame = db.register(splink_input(features), dataset_display_name="records")
     # Splink warns about every level EM cannot see; the metadata lists those instead
     linker = Linker(frame, base_settings(), log_level=logging.ERROR)

@@ -46,7 +46,7 @@ def test_table_features_warns_on_bad_values_without_failing():
     assert out.warning_counts == {"date_of_birth": 1, "phone": 1}
     assert [w.record_id for w in out.warnings] == ["1", "1"]
     assert out.frame.loc[1, "name_suffix"] == "JR" and out.frame.loc[1, "last_name"] == "smith"
-    assert out.frame.loc[0, "dob"] is None
+    assert pd.isna(out.frame.loc[0, "dob"])
 
 
 def test_generator_is_deterministic_and_has_ground_truth():

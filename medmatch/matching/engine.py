@@ -1,0 +1,24 @@
+"""The DuckDB connection Splink runs on: bounded memory, spilling to disk past the bound."""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+from medmatch.config import get_settings
+
+
+def duckdb_api() -> Any:
+    """A Splink DuckDBAPI on a fresh in-memory connection with MedMatch's memory limit."""
+    import duckdb
+    from splink import DuckDBAPI
+
+    settings = get_settings()
+    connection = duckdb.connect(
+        config={
+            "memory_limit": settings.duckdb_memory_limit,
+            "temp_directory": settings.duckdb_temp_directory or tempfile.gettempdir(),
+            "preserve_insertion_order": False,
+        }
+    )
+    return DuckDBAPI(connection=connection)
