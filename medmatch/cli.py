@@ -107,6 +107,8 @@ def match(
         t = time.perf_counter()
         feats = table_features(table, med_table, phone_region=settings.default_phone_region)
         timings = {"normalise_s": time.perf_counter() - t}
+        n_records = len(table)
+        del table, med_table  # the normalised features are all that is needed from here
         for w in feats.warnings[:10]:
             console.print(f"[yellow]warning:[/yellow] record {w.record_id}: {w.field} {w.reason}")
         if len(feats.warnings) > 10:
@@ -117,14 +119,14 @@ def match(
         should_train = (
             train
             if train is not None
-            else (chosen is None and len(table) >= settings.min_records_to_train)
+            else (chosen is None and n_records >= settings.min_records_to_train)
         )
         if chosen is None and should_train:
             progress("train", 0.1)
             t = time.perf_counter()
             chosen = train_model(feats.frame, seed=seed)
             timings["train_s"] = time.perf_counter() - t
-            origin = f"trained on this input ({len(table):,} records)"
+            origin = f"trained on this input ({n_records:,} records)"
         elif chosen is None:
             chosen = MatchModel.default()
             origin = "shipped default model"

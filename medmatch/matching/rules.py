@@ -64,6 +64,15 @@ def _dob_close(left: Row, right: Row) -> bool:
     return swapped or DamerauLevenshtein.distance(a, b) <= 1
 
 
+def _household(left: Row, right: Row) -> bool:
+    """One home: the same street address, phone or postcode."""
+    return (
+        _same(left, right, "address")
+        or _same(left, right, "phone")
+        or _same(left, right, "postal_code")
+    )
+
+
 def _same_given_name(left: Row, right: Row) -> bool:
     """Strictly the same given name: equal, or nicknames of each other (no fuzzy match)."""
     if not _both(left, right, "first_name"):
@@ -132,22 +141,22 @@ def exact_rule(left: Row, right: Row) -> RuleHit | None:
 def hard_negative(left: Row, right: Row) -> RuleHit | None:
     if _both(left, right, "name_suffix") and left["name_suffix"] != right["name_suffix"]:
         return RuleHit("different_suffix", RuleKind.HARD_NEGATIVE, "different name suffix (Jr/Sr)")
-    if _both(left, right, "dob") and _similar(left, right, "last_name"):
-        years = abs(int(left["dob"][:4]) - int(right["dob"][:4]))
-        if (
-            years >= GENERATION_YEARS
-            and DamerauLevenshtein.distance(left["dob"], right["dob"]) > 1
-            and not _given_names_differ(left, right, below=0.9)
+    # cheapest tests first: this runs on every candidate pair of a batch
+    if (
+        _both(left, right, "dob")
+        and abs(int(left["dob"][:4]) - int(right["dob"][:4])) >= GENERATION_YEARS
+        and _similar(left, right, "last_name")
+    ):
+        if DamerauLevenshtein.distance(left["dob"], right["dob"]) > 1 and not _given_names_differ(
+            left, right, below=0.9
         ):
             return RuleHit(
                 "generational",
                 RuleKind.HARD_NEGATIVE,
                 "same name a generation apart (parent and child)",
             )
-    household = any(_same(left, right, c) for c in ("address", "phone", "postal_code"))
-    surname = _similar(left, right, "last_name")
     sex_differs = _both(left, right, "sex") and left["sex"] != right["sex"]
-    if household and sex_differs and not _same_given_name(left, right):
+    if sex_differs and _household(left, right) and not _same_given_name(left, right):
         # a brother and sister, or a couple: a wrong sex code *and* another name is unlikely
         if _dob_close(left, right):
             return RuleHit(
@@ -164,9 +173,10 @@ def hard_negative(left: Row, right: Row) -> RuleHit | None:
         unrelated = _given_names_differ(
             left, right, below=UNRELATED_BELOW
         ) and not _goes_by_middle_name(left, right)
+        surname = _similar(left, right, "last_name")
         # twin sisters may no longer share a surname: an unrelated given name is enough then
         if (
-            household
+            _household(left, right)
             and (surname or not _both(left, right, "last_name") or unrelated)
             and (unrelated or medical_histories_conflict(left, right))
         ):
