@@ -39,16 +39,19 @@ def _measure(label: str, work: Path, script: str, *args: str) -> dict:
 
 def _f1(clusters_csv: Path, truth: pd.DataFrame) -> dict:
     from medmatch.evaluation import cluster_pairwise
+    from medmatch.evaluation.report import hard_case_merges
 
     clusters = pd.read_csv(clusters_csv, dtype=str)
     truth_map = dict(zip(truth["record_id"], truth["person_id"], strict=True))
-    metrics = cluster_pairwise(
-        dict(zip(clusters["record_id"], clusters["cluster_id"], strict=True)), truth_map
-    )
+    cluster_map = dict(zip(clusters["record_id"], clusters["cluster_id"], strict=True))
+    metrics = cluster_pairwise(cluster_map, truth_map)
+    hard = hard_case_merges(cluster_map, truth)
     return {
         "precision": round(metrics.precision, 4),
         "recall": round(metrics.recall, 4),
         "f1": round(metrics.f1, 4),
+        "twins_merged": f"{hard['twins']['wrongly_merged']}/{hard['twins']['families']}",
+        "father_son_merged": f"{hard['father_son']['wrongly_merged']}/{hard['father_son']['families']}",
     }
 
 
@@ -119,6 +122,7 @@ def bench_size(records: int, work: Path) -> dict:
             "auto_match",
             "review_required",
             "normalise_s",
+            "train_s",
             "score_s",
             "decide_s",
             "cluster_s",

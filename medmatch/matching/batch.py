@@ -89,11 +89,34 @@ class _RowView(Mapping[str, Any]):
         return len(self._columns)
 
 
-def feature_rows(features: pd.DataFrame, ids: set[str]) -> dict[str, Mapping[str, Any]]:
-    """unique_id -> feature row, for the given ids only."""
-    subset = features[features["unique_id"].isin(ids)]
-    columns = {c: column_values(subset[c]) for c in subset.columns}
-    return {rid: _RowView(columns, i) for i, rid in enumerate(columns["unique_id"])}
+# what the rules read of a record (blocking-only columns are left out)
+RULE_COLUMNS = (
+    "unique_id",
+    "first_name",
+    "first_name_group",
+    "middle_name",
+    "last_name",
+    "name_suffix",
+    "dob",
+    "sex",
+    "phone",
+    "address",
+    "postal_code",
+    "ssn",
+    "source_system",
+    "external_id",
+    "conditions",
+    "medications",
+)
+
+
+def feature_rows(
+    features: pd.DataFrame, ids: set[str], columns: tuple[str, ...] = RULE_COLUMNS
+) -> dict[str, Mapping[str, Any]]:
+    """unique_id -> feature row (the given columns), for the given ids only."""
+    subset = features.loc[features["unique_id"].isin(ids), list(columns)]
+    values = {c: column_values(subset[c]) for c in subset.columns}
+    return {rid: _RowView(values, i) for i, rid in enumerate(values["unique_id"])}
 
 
 def _same_source_record_groups(features: pd.DataFrame) -> list[list[str]]:
