@@ -103,11 +103,16 @@ def _given_names_differ(left: Row, right: Row, below: float) -> bool:
     right_names = set(right.get("first_name_group") or ()) | {rf}
     if left_names & right_names:
         return False
-    # a nickname on one side and a typo on the other
+    # a nickname on one side and a typo on the other: one side's own name against the other's
+    # nicknames (group against group would relate Rick and Aaron through Eric and Erin)
     return not any(
-        JaroWinkler.similarity(a, b) >= NICKNAME_TYPO_AT_LEAST
-        for a in left_names
-        for b in right_names
+        JaroWinkler.similarity(lf, b) >= NICKNAME_TYPO_AT_LEAST for b in right_names
+    ) and not any(JaroWinkler.similarity(a, rf) >= NICKNAME_TYPO_AT_LEAST for a in left_names)
+
+
+def _unrelated_given_names(left: Row, right: Row) -> bool:
+    return _given_names_differ(left, right, below=UNRELATED_BELOW) and not _goes_by_middle_name(
+        left, right
     )
 
 
@@ -170,9 +175,7 @@ def hard_negative(left: Row, right: Row) -> RuleHit | None:
             "same home, different sex and given name (another member of the household)",
         )
     if _dob_close(left, right) and not _given_names_related(left, right):
-        unrelated = _given_names_differ(
-            left, right, below=UNRELATED_BELOW
-        ) and not _goes_by_middle_name(left, right)
+        unrelated = _unrelated_given_names(left, right)
         surname = _similar(left, right, "last_name")
         # twin sisters may no longer share a surname: an unrelated given name is enough then
         if (
@@ -192,6 +195,17 @@ def hard_negative(left: Row, right: Row) -> RuleHit | None:
                 RuleKind.HARD_NEGATIVE,
                 "same birth date and surname, unrelated given names (twins or namesakes)",
             )
+    # a brother, sister or parent at home whose birth date is missing or different
+    if (
+        _unrelated_given_names(left, right)
+        and _household(left, right)
+        and (_similar(left, right, "last_name") or not _both(left, right, "last_name"))
+    ):
+        return RuleHit(
+            "household_member",
+            RuleKind.HARD_NEGATIVE,
+            "same home and surname, unrelated given names (another member of the household)",
+        )
     return None
 
 
@@ -207,6 +221,8 @@ CANDIDATE_SQL = (
     " OR (sex_l <> sex_r"
     " AND (address_l = address_r OR phone_l = phone_r OR postal_code_l = postal_code_r)"
     " AND (first_name_l IS NULL OR first_name_r IS NULL OR first_name_l <> first_name_r))"
+    " OR ((address_l = address_r OR phone_l = phone_r OR postal_code_l = postal_code_r)"
+    " AND first_name_l <> first_name_r)"
     " OR ((levenshtein(dob_l, dob_r) <= 2 OR substr(dob_l, 1, 4) = substr(dob_r, 1, 4))"
     " AND (address_l = address_r OR phone_l = phone_r OR postal_code_l = postal_code_r"
     " OR jaro_winkler_similarity(last_name_l, last_name_r) >= 0.92"

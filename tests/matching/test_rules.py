@@ -124,3 +124,18 @@ def test_going_by_the_middle_name_is_not_a_different_person():
     known_as = BASE | {"first_name": "robert", "first_name_group": ["bob", "robert"], "address": "9 elm rd",
                        "phone": None, "external_id": "2"}
     assert evaluate_rules(BASE | {"middle_name": "robert"}, known_as) is None
+
+
+def test_household_member_with_missing_birth_date():
+    brother = BASE | {"first_name": "eric", "first_name_group": ["eric", "rick"], "dob": None,
+                      "external_id": "2"}
+    assert evaluate_rules(BASE | {"first_name": "juan", "first_name_group": ["juan", "john"]},
+                          brother).rule == "household_member"
+
+
+def test_nickname_groups_do_not_relate_through_each_other():
+    rick = BASE | {"first_name": "rick", "first_name_group": ["eric", "richard", "rick"]}
+    aaron = BASE | {"first_name": "aaron", "first_name_group": ["aaron", "erin", "ron"], "external_id": "2"}
+    assert evaluate_rules(rick, aaron).rule == "twins"
+    carrie = BASE | {"first_name": "carrie", "first_name_group": ["carolyn", "carrie"], "external_id": "2"}
+    assert evaluate_rules(BASE | {"first_name": "caroyln", "first_name_group": ["caroyln"]}, carrie) is None
