@@ -62,6 +62,21 @@ def _name(column: str, other: str, label: str) -> Comparison:
     return Comparison(column, label, tuple(levels), mutable=column == "last_name")
 
 
+def _digits(column: str, description: str, *, mutable: bool) -> Comparison:
+    """A string of digits: exact, or one or two digits mistyped or swapped."""
+    return Comparison(
+        column,
+        description,
+        (
+            lv.NullLevel(column),
+            lv.ExactLevel(column),
+            lv.LevenshteinLevel(column, "one or two digits differ", distance=2),
+            lv.ElseLevel(),
+        ),
+        mutable=mutable,
+    )
+
+
 def default_comparisons() -> tuple[Comparison, ...]:
     return (
         _name("first_name", "last_name", "given name (nicknames, typos, swapped fields)"),
@@ -83,17 +98,7 @@ def default_comparisons() -> tuple[Comparison, ...]:
             "administrative sex",
             (lv.NullLevel("sex"), lv.ExactLevel("sex"), lv.ElseLevel()),
         ),
-        Comparison(
-            "phone",
-            "phone number",
-            (
-                lv.NullLevel("phone"),
-                lv.ExactLevel("phone"),
-                lv.LevenshteinLevel("phone", "one or two digits differ", distance=2),
-                lv.ElseLevel(),
-            ),
-            mutable=True,
-        ),
+        _digits("phone", "phone number", mutable=True),
         Comparison(
             "email",
             "email address",
@@ -130,14 +135,5 @@ def default_comparisons() -> tuple[Comparison, ...]:
             ),
             mutable=True,
         ),
-        Comparison(
-            "ssn",
-            "social security number",
-            (
-                lv.NullLevel("ssn"),
-                lv.ExactLevel("ssn"),
-                lv.LevenshteinLevel("ssn", "one or two digits differ", distance=2),
-                lv.ElseLevel(),
-            ),
-        ),
+        _digits("ssn", "social security number", mutable=False),
     )
