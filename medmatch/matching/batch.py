@@ -13,11 +13,11 @@ from medmatch.config import MatchThresholds
 from medmatch.data.features import column_values
 from medmatch.data.models import FieldWarning
 from medmatch.matching.clustering import cluster
-from medmatch.matching.decisions import Decision, MatchType, Stage, decide
+from medmatch.matching.decisions import Decision, Stage, decide
 from medmatch.matching.engine import duckdb_api
 from medmatch.matching.explain import levels_sentence, with_rule
 from medmatch.matching.model import MatchModel
-from medmatch.matching.rules import CANDIDATE_SQL, RuleKind, evaluate_rules
+from medmatch.matching.rules import CANDIDATE_SQL, RuleKind, evaluate_rules, rule_decision
 from medmatch.matching.training import splink_input
 
 logger = logging.getLogger(__name__)
@@ -183,11 +183,9 @@ def decide_pairs(
 def _decision_row(  # type: ignore[no-untyped-def]
     a: str, b: str, probability: float, mw: float, text: str, rule, thresholds: MatchThresholds
 ) -> tuple:
-    if rule is not None and rule.kind is RuleKind.EXACT:
-        decision, match_type, stage = Decision.AUTO_MATCH, MatchType.EXACT, Stage.RULES
-        probability = 1.0
-    elif rule is not None:
-        decision, match_type, stage = Decision.NO_MATCH, MatchType.NO_MATCH, Stage.RULES
+    if rule is not None:
+        decision, match_type, certain = rule_decision(rule)
+        probability, stage = certain if certain is not None else probability, Stage.RULES
     else:
         (decision, match_type), stage = decide(probability, thresholds), Stage.SCORING
     return (

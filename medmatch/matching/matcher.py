@@ -14,12 +14,12 @@ from medmatch.data.features import record_features, table_features
 from medmatch.data.models import PatientRecord, parse_record
 from medmatch.matching import batch
 from medmatch.matching.adjudication import Adjudicator
-from medmatch.matching.decisions import Decision, MatchType, Stage, decide
+from medmatch.matching.decisions import Decision, Stage, decide
 from medmatch.matching.explain import sentence, waterfall
 from medmatch.matching.model import MatchModel
 from medmatch.matching.realtime import RealtimeScorer, weight_to_probability
 from medmatch.matching.result import MatchResult
-from medmatch.matching.rules import RuleKind, evaluate_rules
+from medmatch.matching.rules import evaluate_rules, rule_decision
 
 RecordInput = PatientRecord | Mapping[str, Any]
 Progress = Callable[[str, float], None]
@@ -77,10 +77,8 @@ class PatientMatcher:
         medical_similarity = ai_reasoning = None
         if rule is not None:
             stage = Stage.RULES
-            if rule.kind is RuleKind.EXACT:
-                decision, match_type, probability = Decision.AUTO_MATCH, MatchType.EXACT, 1.0
-            else:
-                decision, match_type = Decision.NO_MATCH, MatchType.NO_MATCH
+            decision, match_type, certain = rule_decision(rule)
+            probability = certain if certain is not None else probability
         else:
             decision, match_type = decide(probability, self.thresholds)
             if self.adjudicator is not None and decision is Decision.REVIEW_REQUIRED:

@@ -15,6 +15,7 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from medmatch.data.clinical import implied_conditions
 from medmatch.data.names import metaphone
+from medmatch.matching.decisions import Decision, MatchType
 
 Row = Mapping[str, Any]
 # A parent and child are at least this many years apart; a typo in the year is one edit.
@@ -238,3 +239,11 @@ def evaluate_rules(left: Row, right: Row) -> RuleHit | None:
     if hit is not None and hit.rule == "same_source_record":
         return hit
     return hard_negative(left, right) or hit
+
+
+def rule_decision(rule: RuleHit) -> tuple[Decision, MatchType, float | None]:
+    """What a fired rule decides: an exact rule is a certain match, a hard negative a non-match
+    (its probability stays the model's, for the record)."""
+    if rule.kind is RuleKind.EXACT:
+        return Decision.AUTO_MATCH, MatchType.EXACT, 1.0
+    return Decision.NO_MATCH, MatchType.NO_MATCH, None
