@@ -65,6 +65,10 @@ def match(
         float | None, typer.Option(min=0.0, max=1.0, help="lowest confidence written to pairs.csv")
     ] = None,
     seed: Annotated[int, typer.Option(help="seed for training's random sampling")] = 42,
+    adjudicator: Annotated[
+        str | None,
+        typer.Option(help="offline or none (default: offline when --medical is given)"),
+    ] = None,
 ) -> None:
     """Find duplicate patients in a file: pairs.csv, clusters.csv and a summary."""
     logging.basicConfig(level=logging.WARNING)
@@ -76,6 +80,9 @@ def match(
     from medmatch.matching.training import train_model
 
     settings = get_settings()
+    if adjudicator not in (None, "offline", "none"):
+        raise _fail("--adjudicator must be offline or none")
+    use_offline = adjudicator == "offline" or (adjudicator is None and medical is not None)
     thresholds = settings.thresholds
     if floor is not None:
         thresholds = thresholds.model_copy(update={"pair_floor": floor})
@@ -132,7 +139,10 @@ def match(
             origin = "shipped default model"
         else:
             origin = f"loaded from {model}"
-        matcher = PatientMatcher(chosen, thresholds=thresholds)
+        from medmatch.matching.adjudicators import ClinicalAdjudicator
+
+        judge = ClinicalAdjudicator() if use_offline else None
+        matcher = PatientMatcher(chosen, thresholds=thresholds, adjudicator=judge)
         result = matcher.dedupe_features(feats.frame, progress=progress, timings=timings)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -141,10 +151,14 @@ def match(
     chosen.save(out_dir / "model.json")
     if save_model is not None:
         chosen.save(save_model)
-    summary = result.stats | {
-        "invalid_values": sum(feats.warning_counts.values()),
-        "wall_time_s": round(time.perf_counter() - started, 2),
-    }
+    summary = (
+        result.stats
+        | {"adjudicator": judge.name if judge else "none"}
+        | {
+            "invalid_values": sum(feats.warning_counts.values()),
+            "wall_time_s": round(time.perf_counter() - started, 2),
+        }
+    )
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     _print_summary(summary, origin, out_dir)
 
@@ -167,6 +181,7 @@ def _print_summary(summary: dict, origin: str, out_dir: Path) -> None:
             f"{summary[key]:,}" if isinstance(summary[key], int) else str(summary[key]),
         )
     table.add_row("model", f"{summary['model_version']} ({origin})")
+    table.add_row("adjudicator", str(summary.get("adjudicator", "none")))
     table.add_row("output", str(out_dir))
     out.print(table)
 

@@ -12,11 +12,13 @@ import pandas as pd
 from medmatch.config import MatchThresholds
 from medmatch.data.features import column_values
 from medmatch.data.models import FieldWarning
+from medmatch.matching.adjudication import Adjudicator
 from medmatch.matching.clustering import cluster
 from medmatch.matching.decisions import Decision, Stage, decide
 from medmatch.matching.engine import duckdb_api
 from medmatch.matching.explain import levels_sentence, with_rule
 from medmatch.matching.model import MatchModel
+from medmatch.matching.realtime import weight_to_probability
 from medmatch.matching.rules import CANDIDATE_SQL, RuleKind, evaluate_rules, rule_decision
 from medmatch.matching.training import splink_input
 
@@ -132,8 +134,10 @@ def decide_pairs(
     features: pd.DataFrame,
     model: MatchModel,
     thresholds: MatchThresholds,
+    adjudicator: Adjudicator | None = None,
 ) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
-    """Apply rules and thresholds to every scored pair; returns pairs and hard negatives."""
+    """Apply rules, the adjudicator's evidence and thresholds to every scored pair; returns
+    the pairs at or above the floor and the hard negatives."""
     weights = model.level_weights()
     comps = model.comparisons
     gamma_cols = [f"gamma_{c.name}" for c in comps]
@@ -156,7 +160,10 @@ def decide_pairs(
     extra = sorted(
         p for p in resent if p[0] < p[1] and p not in scored_ids and p[::-1] not in scored_ids
     )
-    involved = {x for r in records if r[4] or (r[0], r[1]) in resent for x in r[:2]}
+    if adjudicator is not None:
+        involved = {x for r in records for x in r[:2]}
+    else:
+        involved = {x for r in records if r[4] or (r[0], r[1]) in resent for x in r[:2]}
     rows = feature_rows(features, involved | {x for p in extra for x in p})
     # per comparison, Splink's gamma value -> (comparison, level label)
     labels = [
@@ -169,9 +176,22 @@ def decide_pairs(
         text = levels_sentence(tuple(lab[int(g)] for lab, g in zip(labels, gammas, strict=True)))
         may_fire = candidate or (a, b) in resent
         rule = evaluate_rules(rows[a], rows[b]) if may_fire else None
-        out.append(_decision_row(a, b, float(probability), float(mw), text, rule, thresholds))
+        stage = Stage.SCORING
+        if rule is None and adjudicator is not None:
+            verdict = adjudicator.adjudicate(rows[a], rows[b])
+            if verdict is not None and verdict.match_weight != 0:
+                mw += verdict.match_weight
+                probability = weight_to_probability(mw)
+                text = f"{text}; {verdict.reasoning}"
+                stage = Stage.AI
         if rule is not None and rule.kind is RuleKind.HARD_NEGATIVE:
-            cannot.append((a, b))
+            cannot.append((a, b))  # kept for clustering even when below the floor
+        exact = rule is not None and rule.kind is RuleKind.EXACT
+        if probability < thresholds.pair_floor and not exact:
+            continue
+        out.append(
+            _decision_row(a, b, float(probability), float(mw), text, rule, thresholds, stage)
+        )
     for a, b in extra:
         rule = evaluate_rules(rows[a], rows[b])
         out.append(
@@ -181,13 +201,20 @@ def decide_pairs(
 
 
 def _decision_row(  # type: ignore[no-untyped-def]
-    a: str, b: str, probability: float, mw: float, text: str, rule, thresholds: MatchThresholds
+    a: str,
+    b: str,
+    probability: float,
+    mw: float,
+    text: str,
+    rule,
+    thresholds: MatchThresholds,
+    scoring_stage: Stage = Stage.SCORING,
 ) -> tuple:
     if rule is not None:
         decision, match_type, certain = rule_decision(rule)
         probability, stage = certain if certain is not None else probability, Stage.RULES
     else:
-        (decision, match_type), stage = decide(probability, thresholds), Stage.SCORING
+        (decision, match_type), stage = decide(probability, thresholds), scoring_stage
     return (
         a,
         b,

@@ -81,7 +81,8 @@ class PatientMatcher:
             probability = certain if certain is not None else probability
         else:
             decision, match_type = decide(probability, self.thresholds)
-            if self.adjudicator is not None and decision is Decision.REVIEW_REQUIRED:
+            cheap = getattr(self.adjudicator, "cheap", False)
+            if self.adjudicator is not None and (cheap or decision is Decision.REVIEW_REQUIRED):
                 verdict = self.adjudicator.adjudicate(left, right)
                 if verdict is not None:
                     stage = Stage.AI
@@ -146,11 +147,19 @@ class PatientMatcher:
         timings = dict(timings or {})
         t = time.perf_counter()
         step("score", 0.3)
-        scored = batch.predict_pairs(features, self.model, self.thresholds.pair_floor)
+        # an adjudicator can lift a pair from below the floor: score those too
+        floor = (
+            self.thresholds.pair_floor
+            if self.adjudicator is None
+            else self.thresholds.pair_floor / 100
+        )
+        scored = batch.predict_pairs(features, self.model, floor)
         timings["score_s"] = time.perf_counter() - t
         t = time.perf_counter()
         step("decide", 0.7)
-        pairs, cannot = batch.decide_pairs(scored, features, self.model, self.thresholds)
+        pairs, cannot = batch.decide_pairs(
+            scored, features, self.model, self.thresholds, adjudicator=self.adjudicator
+        )
         timings["decide_s"] = time.perf_counter() - t
         t = time.perf_counter()
         step("cluster", 0.9)

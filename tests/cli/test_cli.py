@@ -41,6 +41,7 @@ def test_match_and_evaluate(dataset, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "trained on this input" in result.output
+    assert "offline" in result.output  # medical data given: the offline adjudicator weighs in
     pairs = pd.read_csv(out / "pairs.csv")
     assert list(pairs.columns) == [
         "record_id_1",
@@ -161,6 +162,8 @@ def test_generate_parquet_and_bad_format(tmp_path):
     assert ok.exit_code == 0 and (tmp_path / "demographics.parquet").is_file()
     bad = runner.invoke(app, ["generate", "--format", "xlsx"])
     assert bad.exit_code == 2
+    bad = runner.invoke(app, ["match", "--demographics", "x.csv", "--adjudicator", "oracle"])
+    assert bad.exit_code == 2 and "--adjudicator" in bad.output
 
 
 def test_run_matcher_script(dataset, tmp_path):
