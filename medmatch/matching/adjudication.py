@@ -27,6 +27,8 @@ class Adjudication:
     # log2 Bayes factor of this verdict (its own m/u); 0 means no evidence either way.
     match_weight: float = 0.0
     adjudicator: str = ""
+    # the adjudicator could not answer (down, slow, nonsense): the pair goes to a human
+    failed: bool = False
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ from medmatch.data.features import record_features, table_features
 from medmatch.data.models import PatientRecord, parse_record
 from medmatch.matching import batch
 from medmatch.matching.adjudication import Adjudicator
-from medmatch.matching.decisions import Decision, Stage, decide
+from medmatch.matching.decisions import Decision, MatchType, Stage, decide
 from medmatch.matching.explain import sentence, waterfall
 from medmatch.matching.model import MatchModel
 from medmatch.matching.realtime import RealtimeScorer, weight_to_probability
@@ -98,6 +98,8 @@ class PatientMatcher:
                         }
                     )
                     decision, match_type = decide(probability, self.thresholds)
+                    if verdict.failed:
+                        decision, match_type = Decision.REVIEW_REQUIRED, MatchType.POSSIBLE
         return MatchResult(
             record_id_1=str(left["unique_id"]),
             record_id_2=str(right["unique_id"]),

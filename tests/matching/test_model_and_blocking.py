@@ -63,13 +63,28 @@ def test_model_without_m_is_refused(trained):
 
 
 def test_blocking_keys_render_for_both_engines():
-    row = {"last_soundex": "S530", "dob": "1980-01-02", "first_initial": "j", "postal_code": None,
-           "phone": "+1617", "ssn": None, "email": ""}
-    assert key_strings(row) == ["sx_ym:S530|1980-01", "sx_md:S530|01-02", "sx_yd:S530|1980|02",
-                                "sx_swap:S530|1980|0102", "dob_fi:1980-01-02|j", "ph:+1617"]
+    row = {
+        "last_soundex": "S530",
+        "dob": "1980-01-02",
+        "first_initial": "j",
+        "postal_code": None,
+        "phone": "+1617",
+        "ssn": None,
+        "email": "",
+    }
+    assert key_strings(row) == [
+        "sx_ym:S530|1980-01",
+        "sx_md:S530|01-02",
+        "sx_yd:S530|1980|02",
+        "sx_swap:S530|1980|0102",
+        "dob_fi:1980-01-02|j",
+        "ph:+1617",
+    ]
     rules = splink_blocking_rules()
     assert len(rules) == len(BLOCKING_KEYS)
-    assert rules[0] == "l.last_soundex = r.last_soundex AND substr(l.dob, 1, 7) = substr(r.dob, 1, 7)"
+    assert (
+        rules[0] == "l.last_soundex = r.last_soundex AND substr(l.dob, 1, 7) = substr(r.dob, 1, 7)"
+    )
     assert "sx_swap:S530|1980|0102" in key_strings(row | {"dob": "1980-02-01"})
     assert shares_a_key(row, row | {"dob": None})
     assert not shares_a_key(row, {"first_name": "ann"})
@@ -110,14 +125,24 @@ def test_splink_blocking_and_key_strings_find_the_same_pairs(features, feature_r
     from medmatch.matching.model import base_settings
     from medmatch.matching.training import splink_input
 
-    linker = Linker(DuckDBAPI().register(splink_input(features)), base_settings(), log_level=logging.ERROR)
+    linker = Linker(
+        DuckDBAPI().register(splink_input(features)), base_settings(), log_level=logging.ERROR
+    )
     blocked = linker.inference.compute_blocked_pairs_for_predict().as_pandas_dataframe()
-    splink_pairs = {tuple(sorted(p)) for p in zip(blocked["join_key_l"], blocked["join_key_r"], strict=True)} \
-        if "join_key_l" in blocked else {tuple(sorted(p)) for p in zip(blocked["unique_id_l"], blocked["unique_id_r"], strict=True)}
+    splink_pairs = (
+        {tuple(sorted(p)) for p in zip(blocked["join_key_l"], blocked["join_key_r"], strict=True)}
+        if "join_key_l" in blocked
+        else {
+            tuple(sorted(p))
+            for p in zip(blocked["unique_id_l"], blocked["unique_id_r"], strict=True)
+        }
+    )
     index = defaultdict(set)
     for rid, row in feature_rows.items():
         for key in key_strings(row):
             index[key].add(rid)
-    python_pairs = {tuple(sorted((a, b))) for ids in index.values() for a in ids for b in ids if a < b}
+    python_pairs = {
+        tuple(sorted((a, b))) for ids in index.values() for a in ids for b in ids if a < b
+    }
     assert len(python_pairs) > 1000
     assert splink_pairs == python_pairs

@@ -98,16 +98,22 @@ def test_candidate_sql_is_a_superset_of_the_rules(trained, features, feature_row
     from medmatch.matching.rules import CANDIDATE_SQL
     from medmatch.matching.training import splink_input
 
-    settings = trained.splink_settings | {"retain_matching_columns": True,
-                                          "additional_columns_to_retain": ["name_suffix"]}
+    settings = trained.splink_settings | {
+        "retain_matching_columns": True,
+        "additional_columns_to_retain": ["name_suffix"],
+    }
     linker = Linker(DuckDBAPI().register(splink_input(features)), settings, log_level=logging.ERROR)
     predictions = linker.inference.predict()
     rows = linker.misc.query_sql(
         f"SELECT unique_id_l, unique_id_r, coalesce({CANDIDATE_SQL}, FALSE) AS c "
-        f"FROM {predictions.physical_name}", output_type="pandas")
+        f"FROM {predictions.physical_name}",
+        output_type="pandas",
+    )
     fired = 0
     for a, b, candidate in rows.itertuples(index=False):
-        hit = evaluate_rules(feature_rows[a] | {"external_id": None}, feature_rows[b] | {"external_id": None})
+        hit = evaluate_rules(
+            feature_rows[a] | {"external_id": None}, feature_rows[b] | {"external_id": None}
+        )
         if hit is not None:
             fired += 1
             assert candidate, (hit.rule, a, b)
@@ -115,27 +121,56 @@ def test_candidate_sql_is_a_superset_of_the_rules(trained, features, feature_row
 
 
 def test_twin_who_moved_away_and_namesakes():
-    moved = BASE | {"first_name": "curtis", "first_name_group": ["curt", "curtis"], "address": "9 elm rd",
-                    "phone": "+13019660102", "external_id": "2"}
+    moved = BASE | {
+        "first_name": "curtis",
+        "first_name_group": ["curt", "curtis"],
+        "address": "9 elm rd",
+        "phone": "+13019660102",
+        "external_id": "2",
+    }
     assert evaluate_rules(BASE, moved).rule == "different_given_name"
 
 
 def test_going_by_the_middle_name_is_not_a_different_person():
-    known_as = BASE | {"first_name": "robert", "first_name_group": ["bob", "robert"], "address": "9 elm rd",
-                       "phone": None, "external_id": "2"}
+    known_as = BASE | {
+        "first_name": "robert",
+        "first_name_group": ["bob", "robert"],
+        "address": "9 elm rd",
+        "phone": None,
+        "external_id": "2",
+    }
     assert evaluate_rules(BASE | {"middle_name": "robert"}, known_as) is None
 
 
 def test_household_member_with_missing_birth_date():
-    brother = BASE | {"first_name": "eric", "first_name_group": ["eric", "rick"], "dob": None,
-                      "external_id": "2"}
-    assert evaluate_rules(BASE | {"first_name": "juan", "first_name_group": ["juan", "john"]},
-                          brother).rule == "household_member"
+    brother = BASE | {
+        "first_name": "eric",
+        "first_name_group": ["eric", "rick"],
+        "dob": None,
+        "external_id": "2",
+    }
+    assert (
+        evaluate_rules(
+            BASE | {"first_name": "juan", "first_name_group": ["juan", "john"]}, brother
+        ).rule
+        == "household_member"
+    )
 
 
 def test_nickname_groups_do_not_relate_through_each_other():
     rick = BASE | {"first_name": "rick", "first_name_group": ["eric", "richard", "rick"]}
-    aaron = BASE | {"first_name": "aaron", "first_name_group": ["aaron", "erin", "ron"], "external_id": "2"}
+    aaron = BASE | {
+        "first_name": "aaron",
+        "first_name_group": ["aaron", "erin", "ron"],
+        "external_id": "2",
+    }
     assert evaluate_rules(rick, aaron).rule == "twins"
-    carrie = BASE | {"first_name": "carrie", "first_name_group": ["carolyn", "carrie"], "external_id": "2"}
-    assert evaluate_rules(BASE | {"first_name": "caroyln", "first_name_group": ["caroyln"]}, carrie) is None
+    carrie = BASE | {
+        "first_name": "carrie",
+        "first_name_group": ["carolyn", "carrie"],
+        "external_id": "2",
+    }
+    assert (
+        evaluate_rules(BASE | {"first_name": "caroyln", "first_name_group": ["caroyln"]}, carrie)
+        is None
+    )

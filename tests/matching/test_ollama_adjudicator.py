@@ -1,0 +1,96 @@
+import socket
+
+import ollama
+import pytest
+
+from medmatch.matching import Decision, PatientMatcher, Stage, Verdict
+from medmatch.matching.adjudicators.ollama import OllamaAdjudicator, question
+from tests.conftest import lookup_body
+from tests.fakes.ollama_server import FakeOllama
+
+SAME_A = {"conditions": ["type_2_diabetes"], "medications": ["metformin"]}
+SAME_B = {"conditions": ["type_2_diabetes"], "medications": []}
+OTHER = {"conditions": ["asthma"], "medications": []}
+
+
+@pytest.fixture
+def server():
+    with FakeOllama() as fake:
+        yield fake
+
+
+def test_the_fake_speaks_ollama_through_the_official_client(server):
+    client = ollama.Client(host=server.url)
+    assert [m.model for m in client.list().models] == ["medgemma:latest"]
+    msg = [{"role": "user", "content": question(SAME_A, SAME_B)}]
+    streamed = "".join(part.message.content for part in client.chat("medgemma", msg, stream=True))
+    whole = client.chat("medgemma", msg).message.content
+    assert streamed == whole and '"verdict": "same"' in whole
+
+
+def test_good_answers_are_used_and_cached(server):
+    judge = OllamaAdjudicator(server.url, timeout_s=5)
+    same = judge.adjudicate(SAME_A, SAME_B)
+    assert same.verdict is Verdict.SAME and same.match_weight > 0 and not same.failed
+    assert judge.adjudicate(OTHER, SAME_B).verdict is Verdict.DIFFERENT
+    asked = len(server.requests)
+    assert judge.adjudicate(SAME_A, SAME_B) == same
+    assert len(server.requests) == asked  # a re-run never asks twice
+    sent = server.requests[0]
+    assert sent["format"]["properties"]["verdict"]["enum"] == ["same", "different", "unsure"]
+    assert "type_2_diabetes" in sent["messages"][-1]["content"]
+    assert judge.adjudicate({"conditions": []}, SAME_B) is None
+
+
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("slow", "service unavailable"),
+        ("malformed", "answer rejected"),
+        ("out_of_range", "answer rejected"),
+        ("error", "service unavailable"),
+    ],
+)
+def test_bad_service_fails_soft(server, mode, reason):
+    server.mode = mode
+    judge = OllamaAdjudicator(server.url, timeout_s=0.5, retries=1)
+    result = judge.adjudicate(SAME_A, SAME_B)
+    assert result.failed and result.verdict is Verdict.UNSURE and result.match_weight == 0
+    assert reason in result.reasoning
+    assert judge.calls == 2  # bounded retries
+
+
+def test_refused_connection_fails_soft():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    judge = OllamaAdjudicator(f"http://127.0.0.1:{port}", timeout_s=1, retries=0)
+    result = judge.adjudicate(SAME_A, SAME_B)
+    assert result.failed and "service unavailable" in result.reasoning
+
+
+def test_failed_adjudication_routes_the_pair_to_review(server, trained):
+    from medmatch.config import MatchThresholds
+
+    server.mode = "error"
+    judge = OllamaAdjudicator(server.url, timeout_s=1, retries=0)
+    matcher = PatientMatcher(
+        trained, thresholds=MatchThresholds(auto_match=0.999999, review=0.0), adjudicator=judge
+    )
+    a = lookup_body(
+        record_id="1",
+        name_first="Ann",
+        name_last="Lee",
+        date_of_birth="1980-03-04",
+        medical_data={"conditions": "T2DM"},
+    )
+    b = lookup_body(
+        record_id="2",
+        name_first="Ann",
+        name_last="Lee",
+        date_of_birth="1980-03-04",
+        medical_data={"conditions": "type 2 diabetes"},
+    )
+    result = matcher.match_pair(a, b)
+    assert result.stage is Stage.AI and result.decision is Decision.REVIEW_REQUIRED
+    assert result.ai_reasoning.startswith("AI adjudication failed")
