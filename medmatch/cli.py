@@ -67,7 +67,9 @@ def match(
     seed: Annotated[int, typer.Option(help="seed for training's random sampling")] = 42,
     adjudicator: Annotated[
         str | None,
-        typer.Option(help="offline or none (default: offline when --medical is given)"),
+        typer.Option(
+            help="offline, ollama (OLLAMA_BASE_URL) or none; default: offline with --medical"
+        ),
     ] = None,
 ) -> None:
     """Find duplicate patients in a file: pairs.csv, clusters.csv and a summary."""
@@ -80,8 +82,10 @@ def match(
     from medmatch.matching.training import train_model
 
     settings = get_settings()
-    if adjudicator not in (None, "offline", "none"):
-        raise _fail("--adjudicator must be offline or none")
+    if adjudicator not in (None, "offline", "ollama", "none"):
+        raise _fail("--adjudicator must be offline, ollama or none")
+    if adjudicator == "ollama" and not settings.ollama_base_url:
+        raise _fail("--adjudicator ollama needs OLLAMA_BASE_URL")
     use_offline = adjudicator == "offline" or (adjudicator is None and medical is not None)
     thresholds = settings.thresholds
     if floor is not None:
@@ -142,6 +146,14 @@ def match(
         from medmatch.matching.adjudicators import ClinicalAdjudicator
 
         judge = ClinicalAdjudicator() if use_offline else None
+        if adjudicator == "ollama":
+            from medmatch.matching.adjudicators.ollama import OllamaAdjudicator
+
+            judge = OllamaAdjudicator(
+                settings.ollama_base_url or "",
+                model=settings.ollama_model,
+                timeout_s=settings.ollama_timeout_s,
+            )
         matcher = PatientMatcher(chosen, thresholds=thresholds, adjudicator=judge)
         result = matcher.dedupe_features(feats.frame, progress=progress, timings=timings)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +34,13 @@ class Settings(BaseSettings):
         1000, ge=10, description="the CLI trains on its input at or above this many records"
     )
     thresholds: MatchThresholds = Field(default_factory=MatchThresholds)
+    ollama_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OLLAMA_BASE_URL", "MEDMATCH_OLLAMA_BASE_URL"),
+        description="a local Ollama; unset: the offline adjudicator only",
+    )
+    ollama_model: str = Field("medgemma", description="the Ollama model that adjudicates")
+    ollama_timeout_s: float = Field(20.0, gt=0, description="per request, before a retry")
     duckdb_memory_limit: str = Field("2GB", description="DuckDB's memory bound; it spills past it")
     duckdb_temp_directory: str | None = Field(
         None, description="where DuckDB spills (default: tmp)"

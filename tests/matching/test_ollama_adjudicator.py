@@ -94,3 +94,62 @@ def test_failed_adjudication_routes_the_pair_to_review(server, trained):
     result = matcher.match_pair(a, b)
     assert result.stage is Stage.AI and result.decision is Decision.REVIEW_REQUIRED
     assert result.ai_reasoning.startswith("AI adjudication failed")
+
+
+def test_batch_asks_the_llm_only_about_the_review_band(server, trained, synthetic):
+    from medmatch.config import MatchThresholds
+
+    judge = OllamaAdjudicator(server.url, timeout_s=5)
+    thresholds = MatchThresholds(auto_match=0.99999, review=0.5)
+    result = PatientMatcher(trained, thresholds=thresholds, adjudicator=judge).dedupe(
+        synthetic.demographics.head(800), synthetic.medical
+    )
+    ai = result.pairs[result.pairs["stage"] == "ai"]
+    assert 0 < len(server.requests) < len(result.pairs) / 4
+    assert len(ai) > 0
+    server.mode = "error"
+    failed = PatientMatcher(
+        trained,
+        thresholds=thresholds,
+        adjudicator=OllamaAdjudicator(server.url, timeout_s=1, retries=0),
+    ).dedupe(synthetic.demographics.head(800), synthetic.medical)
+    asked = failed.pairs[failed.pairs["explanation"].str.contains("AI adjudication failed")]
+    assert len(asked) > 0 and (asked["decision"] == "review_required").all()
+
+
+def test_cli_with_ollama(server, tmp_path, monkeypatch, synthetic):
+    from typer.testing import CliRunner
+
+    from medmatch.cli import app
+    from medmatch.config import get_settings
+
+    paths = synthetic.write(tmp_path)
+    runner = CliRunner()
+    monkeypatch.delenv("OLLAMA_BASE_URL", raising=False)
+    get_settings.cache_clear()
+    refused = runner.invoke(
+        app, ["match", "--demographics", str(paths["demographics"]), "--adjudicator", "ollama"]
+    )
+    assert refused.exit_code == 2 and "OLLAMA_BASE_URL" in refused.output
+    monkeypatch.setenv("OLLAMA_BASE_URL", server.url)
+    get_settings.cache_clear()
+    try:
+        ok = runner.invoke(
+            app,
+            [
+                "match",
+                "--demographics",
+                str(paths["demographics"]),
+                "--medical",
+                str(paths["medical"]),
+                "--no-train",
+                "--adjudicator",
+                "ollama",
+                "--out",
+                str(tmp_path / "o"),
+            ],
+        )
+    finally:
+        get_settings.cache_clear()
+    assert ok.exit_code == 0, ok.output
+    assert "ollama" in ok.output
