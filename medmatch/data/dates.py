@@ -84,6 +84,12 @@ def _parse_text(raw: str) -> date:
     raise InvalidValueError("unrecognised date format")
 
 
+def iso_day_month_swapped(a: str, b: str) -> bool:
+    """ISO date strings with the same year and day and month exchanged (true for equal dates
+    whose day is their month, as the SQL rendering of the comparison level is)."""
+    return a[:4] == b[:4] and a[5:7] == b[8:10] and a[8:10] == b[5:7]
+
+
 def is_day_month_swap(a: date, b: date) -> bool:
     """True when b is a with day and month exchanged (and they differ)."""
     return a != b and a.year == b.year and a.month == b.day and a.day == b.month

@@ -37,14 +37,6 @@ SPLINK_COLUMNS: tuple[str, ...] = (
     "postal_code",
     "ssn",
 )
-# Carried beside the model's columns, for rules and adjudication.
-CONTEXT_COLUMNS: tuple[str, ...] = (
-    "middle_name",
-    "source_system",
-    "external_id",
-    "conditions",
-    "medications",
-)
 
 
 def _first_token(folded: str | None) -> str | None:

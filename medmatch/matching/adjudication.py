@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from medmatch.config import MatchThresholds
+from medmatch.matching.decisions import Decision, MatchType, decide
+
 
 class Verdict(StrEnum):
     SAME = "same"
@@ -38,3 +41,19 @@ class Adjudicator(Protocol):
     def adjudicate(self, left: Mapping[str, Any], right: Mapping[str, Any]) -> Adjudication | None:
         """Judge a pair of feature rows; None when it cannot (no history, service down)."""
         ...
+
+
+def worth_asking(adjudicator: Adjudicator, decision: Decision) -> bool:
+    """A cheap adjudicator weighs in on every pair; an expensive one only where it can change
+    the decision: the review band."""
+    return getattr(adjudicator, "cheap", False) or decision is Decision.REVIEW_REQUIRED
+
+
+def decide_after(
+    verdict: Adjudication, probability: float, thresholds: MatchThresholds
+) -> tuple[Decision, MatchType]:
+    """The decision once a verdict is folded in; an adjudicator that could not answer leaves
+    the pair to a human."""
+    if verdict.failed:
+        return Decision.REVIEW_REQUIRED, MatchType.POSSIBLE
+    return decide(probability, thresholds)

@@ -12,9 +12,9 @@ import pandas as pd
 from medmatch.config import MatchThresholds
 from medmatch.data.features import column_values
 from medmatch.data.models import FieldWarning
-from medmatch.matching.adjudication import Adjudicator
+from medmatch.matching.adjudication import Adjudication, Adjudicator, decide_after, worth_asking
 from medmatch.matching.clustering import cluster
-from medmatch.matching.decisions import Decision, MatchType, Stage, decide
+from medmatch.matching.decisions import Decision, Stage, decide
 from medmatch.matching.engine import duckdb_api
 from medmatch.matching.explain import levels_sentence, with_rule
 from medmatch.matching.model import MatchModel
@@ -176,50 +176,33 @@ def decide_pairs(
         text = levels_sentence(tuple(lab[int(g)] for lab, g in zip(labels, gammas, strict=True)))
         may_fire = candidate or (a, b) in resent
         rule = evaluate_rules(rows[a], rows[b]) if may_fire else None
-        stage = Stage.SCORING
-        failed = False
+        verdict = None
         if (
             rule is None
             and adjudicator is not None
-            and _worth_asking(adjudicator, probability, thresholds)
+            and worth_asking(adjudicator, decide(probability, thresholds)[0])
         ):
             verdict = adjudicator.adjudicate(rows[a], rows[b])
             if verdict is not None and (verdict.match_weight != 0 or verdict.failed):
                 mw += verdict.match_weight
                 probability = weight_to_probability(mw)
                 text = f"{text}; {verdict.reasoning}"
-                stage, failed = Stage.AI, verdict.failed
+            else:
+                verdict = None  # no evidence either way: the model's decision stands
         if rule is not None and rule.kind is RuleKind.HARD_NEGATIVE:
             cannot.append((a, b))  # kept for clustering even when below the floor
         exact = rule is not None and rule.kind is RuleKind.EXACT
         if probability < thresholds.pair_floor and not exact:
             continue
-        row = _decision_row(a, b, float(probability), float(mw), text, rule, thresholds, stage)
-        if failed:  # the adjudicator could not answer: a human decides
-            row = (
-                *row[:4],
-                MatchType.POSSIBLE.value,
-                row[5],
-                Decision.REVIEW_REQUIRED.value,
-                *row[7:],
-            )
-        out.append(row)
+        out.append(
+            _decision_row(a, b, float(probability), float(mw), text, rule, thresholds, verdict)
+        )
     for a, b in extra:
         rule = evaluate_rules(rows[a], rows[b])
         out.append(
             _decision_row(a, b, 1.0, 0.0, "Sent twice by its source system", rule, thresholds)
         )
     return pd.DataFrame(out, columns=list(PAIR_COLUMNS)), cannot
-
-
-def _worth_asking(
-    adjudicator: Adjudicator, probability: float, thresholds: MatchThresholds
-) -> bool:
-    """A cheap adjudicator weighs in on every pair; an expensive one only where it can change
-    the decision: the review band."""
-    if getattr(adjudicator, "cheap", False):
-        return True
-    return decide(probability, thresholds)[0] is Decision.REVIEW_REQUIRED
 
 
 def _decision_row(  # type: ignore[no-untyped-def]
@@ -230,13 +213,15 @@ def _decision_row(  # type: ignore[no-untyped-def]
     text: str,
     rule,
     thresholds: MatchThresholds,
-    scoring_stage: Stage = Stage.SCORING,
+    verdict: Adjudication | None = None,
 ) -> tuple:
     if rule is not None:
         decision, match_type, certain = rule_decision(rule)
         probability, stage = certain if certain is not None else probability, Stage.RULES
+    elif verdict is not None:
+        (decision, match_type), stage = decide_after(verdict, probability, thresholds), Stage.AI
     else:
-        (decision, match_type), stage = decide(probability, thresholds), scoring_stage
+        (decision, match_type), stage = decide(probability, thresholds), Stage.SCORING
     return (
         a,
         b,

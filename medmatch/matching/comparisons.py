@@ -6,7 +6,7 @@ library builds them; each level renders itself for Splink and for the real-time 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from medmatch.matching import levels as lv
@@ -19,7 +19,6 @@ class Comparison:
     levels: tuple[lv.Level, ...]
     # People move and change phones and surnames: a disagreement here is weak evidence.
     mutable: bool = False
-    columns: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         if not self.levels or not self.levels[0].is_null_level:

@@ -15,6 +15,8 @@ from typing import Any
 
 from rapidfuzz.distance import JaroWinkler, Levenshtein
 
+from medmatch.data.dates import iso_day_month_swapped
+
 Row = Mapping[str, Any]
 
 
@@ -209,8 +211,7 @@ class DayMonthSwapLevel(Level):
         pair = _pair(self.column, left, right)
         if pair is None:
             return False
-        a, b = pair
-        return a[:4] == b[:4] and a[5:7] == b[8:10] and a[8:10] == b[5:7]
+        return iso_day_month_swapped(*pair)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from medmatch.config import MatchThresholds, get_settings
 from medmatch.data.features import record_features, table_features
 from medmatch.data.models import PatientRecord, parse_record
 from medmatch.matching import batch
-from medmatch.matching.adjudication import Adjudicator
-from medmatch.matching.decisions import Decision, MatchType, Stage, decide
+from medmatch.matching.adjudication import Adjudicator, decide_after, worth_asking
+from medmatch.matching.decisions import Decision, Stage, decide
 from medmatch.matching.explain import sentence, waterfall
 from medmatch.matching.model import MatchModel
 from medmatch.matching.realtime import RealtimeScorer, weight_to_probability
@@ -81,8 +81,7 @@ class PatientMatcher:
             probability = certain if certain is not None else probability
         else:
             decision, match_type = decide(probability, self.thresholds)
-            cheap = getattr(self.adjudicator, "cheap", False)
-            if self.adjudicator is not None and (cheap or decision is Decision.REVIEW_REQUIRED):
+            if self.adjudicator is not None and worth_asking(self.adjudicator, decision):
                 verdict = self.adjudicator.adjudicate(left, right)
                 if verdict is not None:
                     stage = Stage.AI
@@ -97,9 +96,7 @@ class PatientMatcher:
                             "tf_adjustment": 0.0,
                         }
                     )
-                    decision, match_type = decide(probability, self.thresholds)
-                    if verdict.failed:
-                        decision, match_type = Decision.REVIEW_REQUIRED, MatchType.POSSIBLE
+                    decision, match_type = decide_after(verdict, probability, self.thresholds)
         return MatchResult(
             record_id_1=str(left["unique_id"]),
             record_id_2=str(right["unique_id"]),

@@ -14,6 +14,7 @@ from typing import Any
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from medmatch.data.clinical import implied_conditions
+from medmatch.data.dates import iso_day_month_swapped
 from medmatch.data.names import metaphone
 from medmatch.matching.decisions import Decision, MatchType
 
@@ -61,8 +62,7 @@ def _dob_close(left: Row, right: Row) -> bool:
     if not _both(left, right, "dob"):
         return False
     a, b = left["dob"], right["dob"]
-    swapped = a[:4] == b[:4] and a[5:7] == b[8:10] and a[8:10] == b[5:7]
-    return swapped or DamerauLevenshtein.distance(a, b) <= 1
+    return iso_day_month_swapped(a, b) or DamerauLevenshtein.distance(a, b) <= 1
 
 
 def _household(left: Row, right: Row) -> bool:
@@ -213,6 +213,7 @@ def hard_negative(left: Row, right: Row) -> RuleHit | None:
 # A cheap SQL superset of "some rule below may fire" (same source record aside, which the
 # batch finds by grouping). Batch scoring evaluates the Python rules only where it holds;
 # a test holds it true wherever a rule fires.
+_HOUSEHOLD_SQL = "(address_l = address_r OR phone_l = phone_r OR postal_code_l = postal_code_r)"
 CANDIDATE_SQL = (
     "(ssn_l = ssn_r AND dob_l = dob_r)"
     " OR name_suffix_l <> name_suffix_r"
@@ -220,12 +221,11 @@ CANDIDATE_SQL = (
     " AND (jaro_winkler_similarity(last_name_l, last_name_r) >= 0.92"
     " OR levenshtein(last_name_l, last_name_r) <= 2))"
     " OR (sex_l <> sex_r"
-    " AND (address_l = address_r OR phone_l = phone_r OR postal_code_l = postal_code_r)"
+    f" AND {_HOUSEHOLD_SQL}"
     " AND (first_name_l IS NULL OR first_name_r IS NULL OR first_name_l <> first_name_r))"
-    " OR ((address_l = address_r OR phone_l = phone_r OR postal_code_l = postal_code_r)"
-    " AND first_name_l <> first_name_r)"
+    f" OR ({_HOUSEHOLD_SQL} AND first_name_l <> first_name_r)"
     " OR ((levenshtein(dob_l, dob_r) <= 2 OR substr(dob_l, 1, 4) = substr(dob_r, 1, 4))"
-    " AND (address_l = address_r OR phone_l = phone_r OR postal_code_l = postal_code_r"
+    f" AND ({_HOUSEHOLD_SQL}"
     " OR jaro_winkler_similarity(last_name_l, last_name_r) >= 0.92"
     " OR levenshtein(last_name_l, last_name_r) <= 2)"
     " AND (first_name_l IS NULL OR first_name_r IS NULL OR first_name_l <> first_name_r))"
