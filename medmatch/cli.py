@@ -82,11 +82,13 @@ def match(
     from medmatch.matching.training import train_model
 
     settings = get_settings()
-    if adjudicator not in (None, "offline", "ollama", "none"):
-        raise _fail("--adjudicator must be offline, ollama or none")
-    if adjudicator == "ollama" and not settings.ollama_base_url:
-        raise _fail("--adjudicator ollama needs OLLAMA_BASE_URL")
-    use_offline = adjudicator == "offline" or (adjudicator is None and medical is not None)
+    from medmatch.matching import adjudicators
+
+    kind = adjudicator or ("offline" if medical is not None else "none")
+    try:
+        judges = adjudicators.from_settings(kind, settings)
+    except ValueError as exc:
+        raise _fail(f"--adjudicator: {exc}") from None
     thresholds = settings.thresholds
     if floor is not None:
         thresholds = thresholds.model_copy(update={"pair_floor": floor})
@@ -143,18 +145,7 @@ def match(
             origin = "shipped default model"
         else:
             origin = f"loaded from {model}"
-        from medmatch.matching.adjudicators import ClinicalAdjudicator
-
-        judge = ClinicalAdjudicator() if use_offline else None
-        if adjudicator == "ollama":
-            from medmatch.matching.adjudicators.ollama import OllamaAdjudicator
-
-            judge = OllamaAdjudicator(
-                settings.ollama_base_url or "",
-                model=settings.ollama_model,
-                timeout_s=settings.ollama_timeout_s,
-            )
-        matcher = PatientMatcher(chosen, thresholds=thresholds, adjudicator=judge)
+        matcher = PatientMatcher(chosen, thresholds=thresholds, adjudicator=judges)
         result = matcher.dedupe_features(feats.frame, progress=progress, timings=timings)
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -165,7 +156,7 @@ def match(
         chosen.save(save_model)
     summary = (
         result.stats
-        | {"adjudicator": judge.name if judge else "none"}
+        | {"adjudicator": kind}
         | {
             "invalid_values": sum(feats.warning_counts.values()),
             "wall_time_s": round(time.perf_counter() - started, 2),
@@ -194,6 +185,10 @@ def _print_summary(summary: dict, origin: str, out_dir: Path) -> None:
         )
     table.add_row("model", f"{summary['model_version']} ({origin})")
     table.add_row("adjudicator", str(summary.get("adjudicator", "none")))
+    # how many pairs reached each adjudicator, and what it answered
+    for key, value in summary.items():
+        if key.startswith("ai_") and value:
+            table.add_row(key.removeprefix("ai_").replace("_", " "), f"{value:,}")
     table.add_row("output", str(out_dir))
     out.print(table)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +27,18 @@ class MatchThresholds(BaseSettings):
         return self
 
 
+class AdjudicationSettings(BaseModel):
+    """Which pairs reach each adjudicator (`medmatch.matching.adjudication.PairSet`)."""
+
+    offline_pairs: frozenset[Literal["all", "review_band", "life_events"]] = Field(
+        frozenset({"all"}), description="offline adjudicator: cheap, every candidate pair"
+    )
+    llm_pairs: frozenset[Literal["all", "review_band", "life_events"]] = Field(
+        frozenset({"review_band", "life_events"}),
+        description="Ollama: only pairs whose decision it could change",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDMATCH_", env_nested_delimiter="__")
 
@@ -40,6 +53,7 @@ class Settings(BaseSettings):
         description="a local Ollama; unset: the offline adjudicator only",
     )
     ollama_model: str = Field("medgemma", description="the Ollama model that adjudicates")
+    adjudication: AdjudicationSettings = Field(default_factory=AdjudicationSettings)
     ollama_timeout_s: float = Field(20.0, gt=0, description="per request, before a retry")
     duckdb_memory_limit: str = Field("2GB", description="DuckDB's memory bound; it spills past it")
     duckdb_temp_directory: str | None = Field(

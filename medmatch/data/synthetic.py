@@ -117,6 +117,9 @@ class SyntheticConfig:
     father_son_rate: float = 0.02
     common_name_rate: float = 0.02
     medical_rate: float = 0.7
+    # of adult women, the share who took a married name; of everyone, the share who moved
+    married_rate: float = 0.2
+    move_rate: float = 0.25
     invalid_value_rate: float = 0.002
 
 
@@ -505,8 +508,9 @@ def generate(people: int = 1000, seed: int = 42, **overrides: float) -> Syntheti
     new_phones = pop._phones(n)
     new_streets = rng.choice(pop.last_names, n)
     for i in range(n):
-        married = cols["sex"][i] == "F" and cols["dob"][i] < adult_cut and rnd.random() < 0.2
-        moved = rnd.random() < 0.25
+        adult_woman = cols["sex"][i] == "F" and cols["dob"][i] < adult_cut
+        married = adult_woman and rnd.random() < cfg.married_rate
+        moved = rnd.random() < cfg.move_rate
         state = {
             "married_name": str(married_names[i]) if married else None,
             "moved": moved,

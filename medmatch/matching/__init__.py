@@ -4,7 +4,7 @@ The names below are the promised API; everything else is importable but may chan
 Splink and DuckDB are imported only when training or batch scoring runs.
 """
 
-from medmatch.matching.adjudication import Adjudication, Adjudicator, Verdict
+from medmatch.matching.adjudication import Adjudication, Adjudicator, PairSet, Verdict
 from medmatch.matching.blocking import BLOCKING_KEYS, BlockingKey, key_strings
 from medmatch.matching.comparisons import Comparison, default_comparisons
 from medmatch.matching.decisions import Decision, MatchType, Stage, decide
@@ -25,6 +25,7 @@ __all__ = [
     "MatchResult",
     "MatchType",
     "PairScore",
+    "PairSet",
     "PatientMatcher",
     "RealtimeScorer",
     "RuleHit",

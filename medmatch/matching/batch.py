@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,7 @@ import pandas as pd
 from medmatch.config import MatchThresholds
 from medmatch.data.features import column_values
 from medmatch.data.models import FieldWarning
-from medmatch.matching.adjudication import Adjudication, Adjudicator, decide_after, worth_asking
+from medmatch.matching.adjudication import Adjudication, Adjudicator, Tally, choose, decide_after
 from medmatch.matching.clustering import cluster
 from medmatch.matching.decisions import Decision, Stage, decide
 from medmatch.matching.engine import duckdb_api
@@ -134,10 +134,12 @@ def decide_pairs(
     features: pd.DataFrame,
     model: MatchModel,
     thresholds: MatchThresholds,
-    adjudicator: Adjudicator | None = None,
+    adjudicators: Sequence[Adjudicator] = (),
+    tally: Tally | None = None,
 ) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
-    """Apply rules, the adjudicator's evidence and thresholds to every scored pair; returns
-    the pairs at or above the floor and the hard negatives."""
+    """Apply rules, the adjudicators' evidence and thresholds to every scored pair; returns
+    the pairs at or above the floor and the hard negatives. `tally` counts who was asked."""
+    tally = tally if tally is not None else Tally()
     weights = model.level_weights()
     comps = model.comparisons
     gamma_cols = [f"gamma_{c.name}" for c in comps]
@@ -160,7 +162,7 @@ def decide_pairs(
     extra = sorted(
         p for p in resent if p[0] < p[1] and p not in scored_ids and p[::-1] not in scored_ids
     )
-    if adjudicator is not None:
+    if adjudicators:
         involved = {x for r in records for x in r[:2]}
     else:
         involved = {x for r in records if r[4] or (r[0], r[1]) in resent for x in r[:2]}
@@ -177,12 +179,12 @@ def decide_pairs(
         may_fire = candidate or (a, b) in resent
         rule = evaluate_rules(rows[a], rows[b]) if may_fire else None
         verdict = None
-        if (
-            rule is None
-            and adjudicator is not None
-            and worth_asking(adjudicator, decide(probability, thresholds)[0])
-        ):
-            verdict = adjudicator.adjudicate(rows[a], rows[b])
+        judge = None
+        if rule is None and adjudicators:
+            judge = choose(adjudicators, decide(probability, thresholds)[0], rows[a], rows[b])
+        if judge is not None:
+            verdict = judge.adjudicate(rows[a], rows[b])
+            tally.asked(judge, verdict)
             if verdict is not None and (verdict.match_weight != 0 or verdict.failed):
                 mw += verdict.match_weight
                 probability = weight_to_probability(mw)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,13 @@ from medmatch.config import MatchThresholds, get_settings
 from medmatch.data.features import record_features, table_features
 from medmatch.data.models import PatientRecord, parse_record
 from medmatch.matching import batch
-from medmatch.matching.adjudication import Adjudicator, decide_after, worth_asking
+from medmatch.matching.adjudication import (
+    Adjudicator,
+    Tally,
+    choose,
+    decide_after,
+    lowest_probability_to_score,
+)
 from medmatch.matching.decisions import Decision, Stage, decide
 from medmatch.matching.explain import sentence, waterfall
 from medmatch.matching.model import MatchModel
@@ -36,8 +42,9 @@ def as_record(data: RecordInput) -> PatientRecord:
 class PatientMatcher:
     """Match two records, or dedupe and link whole tables, with one trained model.
 
-    `adjudicator` is the optional `ai` stage: it is asked about pairs in the review band and
-    its verdict's weight is added to the model's.
+    `adjudicator` is the optional `ai` stage, one adjudicator or several in order of
+    preference: the first that wants a pair (its `pairs`) judges it, and the verdict's
+    weight is added to the model's.
     """
 
     def __init__(
@@ -45,7 +52,7 @@ class PatientMatcher:
         model: MatchModel | str | Path | None = None,
         *,
         thresholds: MatchThresholds | None = None,
-        adjudicator: Adjudicator | None = None,
+        adjudicator: Adjudicator | Sequence[Adjudicator] | None = None,
     ) -> None:
         if model is None:
             model = MatchModel.default()
@@ -53,7 +60,12 @@ class PatientMatcher:
             model = MatchModel.load(model)
         self.model = model
         self.thresholds = thresholds or get_settings().thresholds
-        self.adjudicator = adjudicator
+        if adjudicator is None:
+            self.adjudicators: tuple[Adjudicator, ...] = ()
+        elif hasattr(adjudicator, "adjudicate"):
+            self.adjudicators = (adjudicator,)  # type: ignore[assignment]
+        else:
+            self.adjudicators = tuple(adjudicator)
         self.scorer = RealtimeScorer(model)
 
     # -- pairs ---------------------------------------------------------------------------
@@ -81,8 +93,9 @@ class PatientMatcher:
             probability = certain if certain is not None else probability
         else:
             decision, match_type = decide(probability, self.thresholds)
-            if self.adjudicator is not None and worth_asking(self.adjudicator, decision):
-                verdict = self.adjudicator.adjudicate(left, right)
+            judge = choose(self.adjudicators, decision, left, right)
+            if judge is not None:
+                verdict = judge.adjudicate(left, right)
                 if verdict is not None:
                     stage = Stage.AI
                     weight += verdict.match_weight
@@ -147,17 +160,14 @@ class PatientMatcher:
         t = time.perf_counter()
         step("score", 0.3)
         # an adjudicator can lift a pair from below the floor: score those too
-        floor = (
-            self.thresholds.pair_floor
-            if self.adjudicator is None
-            else self.thresholds.pair_floor / 100
-        )
+        floor = lowest_probability_to_score(self.thresholds.pair_floor, self.adjudicators)
         scored = batch.predict_pairs(features, self.model, floor)
         timings["score_s"] = time.perf_counter() - t
         t = time.perf_counter()
         step("decide", 0.7)
+        tally = Tally()
         pairs, cannot = batch.decide_pairs(
-            scored, features, self.model, self.thresholds, adjudicator=self.adjudicator
+            scored, features, self.model, self.thresholds, self.adjudicators, tally
         )
         timings["decide_s"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -175,6 +185,7 @@ class PatientMatcher:
             "hard_negatives": len(cannot),
             "clusters": int(clusters["cluster_id"].nunique()),
             "model_version": self.model.version,
+            **tally.stats(self.adjudicators),
             **{k: round(v, 3) for k, v in timings.items()},
         }
         return batch.BatchResult(pairs=pairs, clusters=clusters, model=self.model, stats=stats)

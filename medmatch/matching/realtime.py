@@ -51,6 +51,12 @@ def weight_to_probability(weight: float) -> float:
     return 2.0**weight / (1.0 + 2.0**weight)
 
 
+def probability_to_weight(probability: float) -> float:
+    if probability >= 1.0:
+        return math.inf
+    return math.log2(probability / (1.0 - probability))
+
+
 class RealtimeScorer:
     def __init__(self, model: MatchModel) -> None:
         self.model = model

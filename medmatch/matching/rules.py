@@ -15,7 +15,7 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 from medmatch.data.clinical import implied_conditions
 from medmatch.data.dates import iso_day_month_swapped
-from medmatch.data.names import metaphone
+from medmatch.data.names import metaphone, name_group
 from medmatch.matching.decisions import Decision, MatchType
 
 Row = Mapping[str, Any]
@@ -88,13 +88,49 @@ def _given_names_related(left: Row, right: Row) -> bool:
     return _both(left, right, "first_name") and not _given_names_differ(left, right, below=0.8)
 
 
+def _close(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return False
+    return a == b or JaroWinkler.similarity(a, b) >= 0.9 or DamerauLevenshtein.distance(a, b) <= 1
+
+
+def _same_given(a: str | None, b: str | None) -> bool:
+    """Close, or nicknames of each other."""
+    if a is None or b is None:
+        return False
+    return _close(a, b) or bool(set(name_group(a) or ()) & set(name_group(b) or ()))
+
+
+def _known_given_name(token: str) -> bool:
+    """A name the nicknames dataset knows as a given name ('sharon', not 'vaughan')."""
+    return len(name_group(token) or ()) > 1
+
+
+def _names_swapped(left: Row, right: Row) -> bool:
+    """One side sent given name and surname the other way round.
+
+    Both ways, typos allowed: 'Regina McPherson' and 'McPhershon Regna'. One way, when the
+    swapped side's given name is a known given name matching the other's (the surname may
+    have changed since): 'Garcia Sharon' and 'Sharon Brown', 'Lewis Mae' and 'Mary Graham'.
+    A surname in the given-name field is a relative's record: 'Vaughan Sandra' and
+    'Helen Vaughan' are sisters."""
+    lf, ll = left.get("first_name"), left.get("last_name")
+    rf, rl = right.get("first_name"), right.get("last_name")
+    if _close(lf, rl) and _close(ll, rf):
+        return True
+    for given, other in ((ll, rf), (rl, lf)):  # left swapped, right swapped
+        if given is not None and _known_given_name(given) and _same_given(given, other):
+            return True
+    return False
+
+
 def _given_names_differ(left: Row, right: Row, below: float) -> bool:
     """Given names that are neither close, nor nicknames of each other (even mistyped:
     'Caroyln' and 'Carrie'), nor spelt by ear, nor swapped with the surname."""
     if not _both(left, right, "first_name"):
         return False
     lf, rf = left["first_name"], right["first_name"]
-    if lf == right.get("last_name") or rf == left.get("last_name"):
+    if _names_swapped(left, right):
         return False
     if metaphone(lf) == metaphone(rf):
         return False  # spelt by ear: Chris and Kris, Jeff and Geoff
@@ -196,6 +232,18 @@ def hard_negative(left: Row, right: Row) -> RuleHit | None:
                 RuleKind.HARD_NEGATIVE,
                 "same birth date and surname, unrelated given names (twins or namesakes)",
             )
+    # two stable facts contradict: another given name and another birth date
+    if (
+        _both(left, right, "dob")
+        and not _dob_close(left, right)
+        and not _same(left, right, "ssn")
+        and _unrelated_given_names(left, right)
+    ):
+        return RuleHit(
+            "different_person",
+            RuleKind.HARD_NEGATIVE,
+            "unrelated given names and birth dates (two people)",
+        )
     # a brother, sister or parent at home whose birth date is missing or different
     if (
         _unrelated_given_names(left, right)
@@ -224,6 +272,7 @@ CANDIDATE_SQL = (
     f" AND {_HOUSEHOLD_SQL}"
     " AND (first_name_l IS NULL OR first_name_r IS NULL OR first_name_l <> first_name_r))"
     f" OR ({_HOUSEHOLD_SQL} AND first_name_l <> first_name_r)"
+    " OR (first_name_l <> first_name_r AND dob_l <> dob_r)"
     " OR ((levenshtein(dob_l, dob_r) <= 2 OR substr(dob_l, 1, 4) = substr(dob_r, 1, 4))"
     f" AND ({_HOUSEHOLD_SQL}"
     " OR jaro_winkler_similarity(last_name_l, last_name_r) >= 0.92"

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from medmatch.data.features import SPLINK_COLUMNS
+from medmatch.matching.comparisons import Comparison, default_comparisons
 from medmatch.matching.engine import duckdb_api
 from medmatch.matching.model import (
     LEVEL_NOT_OBSERVED,
@@ -24,6 +25,10 @@ from medmatch.matching.model import (
 )
 
 logger = logging.getLogger(__name__)
+
+# The most a disagreement on one field people change may weigh against a match, in bits
+# (benchmarks/adjudication.py chose it: see the README there).
+DEFAULT_MUTABLE_MAX_BITS = 2.0
 
 TF_COLUMNS = ("first_name", "last_name")
 # Deterministic rules that admit almost no false positives, for the prior.
@@ -77,11 +82,34 @@ def _fill_untrained(settings: dict[str, Any]) -> list[str]:
     return untrained
 
 
+def bound_mutable_disagreement(
+    settings: dict[str, Any], comparisons: tuple[Comparison, ...], max_bits: float | None
+) -> list[str]:
+    """A disagreement on a field people change (surname, address, phone, email) costs at most
+    `max_bits`: a move or a marriage must not outweigh an agreeing name, birth date and
+    medical history. Stable fields keep their full weight. Returns the levels bounded."""
+    if max_bits is None:
+        return []
+    bounded = []
+    for spec, comparison in zip(settings["comparisons"], comparisons, strict=True):
+        if not comparison.mutable:
+            continue
+        for level in spec["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            m, u = float(level["m_probability"]), float(level["u_probability"])
+            if m < u * 2.0**-max_bits:
+                level["m_probability"] = u * 2.0**-max_bits
+                bounded.append(f"{spec['output_column_name']}/{level['label_for_charts']}")
+    return bounded
+
+
 def train_model(
     features: pd.DataFrame,
     *,
     labels: Iterable[tuple[str, str]] | None = None,
     seed: int = 42,
+    mutable_max_bits: float | None = DEFAULT_MUTABLE_MAX_BITS,
     max_pairs_u: float = 2e6,
     em_max_pairs: float | None = 2e6,
     em_sampling_from: int = 100_000,
@@ -118,6 +146,7 @@ def train_model(
         training.estimate_m_from_pairwise_labels("labels")
     settings = linker.misc.save_model_to_json()
     untrained = _fill_untrained(settings)
+    bounded = bound_mutable_disagreement(settings, default_comparisons(), mutable_max_bits)
     tables, singleton = term_frequency_tables(features)
     metadata = stamp(
         {
@@ -126,6 +155,8 @@ def train_model(
             "labelled_pairs": len(label_pairs),
             "seed": seed,
             "untrained_levels": untrained,
+            "mutable_max_bits": mutable_max_bits,
+            "bounded_levels": bounded,
         }
     )
     return MatchModel(settings, tables, unseen_frequency=singleton, metadata=metadata)

@@ -5,6 +5,7 @@ from medmatch.config import MatchThresholds
 from medmatch.errors import InvalidFieldError
 from medmatch.matching import (
     Adjudication,
+    PairSet,
     Decision,
     MatchType,
     PatientMatcher,
@@ -94,9 +95,11 @@ def test_bad_input_names_the_field(matcher):
 
 class FixedAdjudicator:
     name = "fixed"
+    pairs = frozenset({PairSet.REVIEW_BAND})
 
     def __init__(self, weight):
         self.weight, self.calls = weight, 0
+        self.weights = {Verdict.SAME: weight, Verdict.DIFFERENT: -weight, Verdict.UNSURE: 0.0}
 
     def adjudicate(self, left, right):
         self.calls += 1
@@ -113,10 +116,18 @@ def test_adjudicator_is_evidence_in_the_review_band(trained):
     wide = MatchThresholds(auto_match=0.999999, review=0.0)
     judge = FixedAdjudicator(40.0)
     matcher = PatientMatcher(trained, thresholds=wide, adjudicator=judge)
-    other = lookup_body(
-        record_id="m", name_first="Ann", name_last="Lee", date_of_birth="1980-03-04"
+    history = {"conditions": ["T2DM"], "medications": ["metformin"]}
+    ann = lookup_body(
+        record_id="a1", name_first="Ann", name_last="Lee", date_of_birth="1980-03-04",
+        medical_data=history,
     )
-    result = matcher.match_pair(ANN, other)
+    other = lookup_body(
+        record_id="m", name_first="Ann", name_last="Lee", date_of_birth="1980-03-04",
+        medical_data=history,
+    )
+    # without a history on both sides there is nothing to adjudicate
+    assert matcher.match_pair(ANN, other).stage is Stage.SCORING and judge.calls == 0
+    result = matcher.match_pair(ann, other)
     assert judge.calls == 1
     assert result.stage is Stage.AI and result.ai_reasoning.startswith("Medical history")
     assert result.evidence["waterfall"][-1]["comparison"] == "ai"
@@ -125,7 +136,7 @@ def test_adjudicator_is_evidence_in_the_review_band(trained):
     narrow = PatientMatcher(
         trained, thresholds=MatchThresholds(auto_match=0.5, review=0.5), adjudicator=judge
     )
-    narrow.match_pair(ANN, other)
+    narrow.match_pair(ann, other)
     assert judge.calls == 1
 
 

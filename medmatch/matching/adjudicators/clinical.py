@@ -3,18 +3,16 @@
 Conditions, drugs (generic or brand) and the conditions drugs imply are mapped to concepts
 (`medmatch.data.clinical`); the histories' overlap gives a medical similarity and a verdict.
 Its weight in the match is the log2 Bayes factor of that verdict, estimated on labelled or
-synthetic pairs (`estimate_verdict_weights`), never a silent override.
+synthetic pairs (`adjudication.estimate_verdict_weights`), never a silent override.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from medmatch.data.clinical import implied_conditions, vocabulary
-from medmatch.matching.adjudication import Adjudication, Verdict
+from medmatch.matching.adjudication import Adjudication, PairSet, Verdict
 
 # log2(m/u) of each verdict, estimated with `estimate_verdict_weights` on synthetic pairs
 # (python benchmarks/adjudication.py --calibrate); "unsure" carries no evidence.
@@ -42,11 +40,14 @@ def _label(concept: str) -> str:
 
 class ClinicalAdjudicator:
     name = "offline"
-    # cheap enough to weigh in on every candidate pair that has two histories
-    cheap = True
 
-    def __init__(self, weights: Mapping[Verdict, float] | None = None) -> None:
+    def __init__(
+        self,
+        weights: Mapping[Verdict, float] | None = None,
+        pairs: Iterable[PairSet] = (PairSet.ALL,),  # cheap: every pair with two histories
+    ) -> None:
         self.weights = dict(weights or DEFAULT_WEIGHTS)
+        self.pairs = frozenset(PairSet(p) for p in pairs)
 
     def judge(
         self, left: Mapping[str, Any], right: Mapping[str, Any]
@@ -74,26 +75,3 @@ class ClinicalAdjudicator:
             return None
         verdict, similarity, reasoning = judged
         return Adjudication(verdict, similarity, reasoning, self.weights[verdict], self.name)
-
-
-def estimate_verdict_weights(
-    adjudicator: ClinicalAdjudicator,
-    pairs: Iterable[tuple[Mapping[str, Any], Mapping[str, Any], bool]],
-    smoothing: float = 1.0,
-) -> dict[Verdict, float]:
-    """m and u of each verdict from labelled pairs (left, right, is_match): log2(m/u)."""
-    matches: Counter[Verdict] = Counter()
-    non_matches: Counter[Verdict] = Counter()
-    for left, right, is_match in pairs:
-        judged = adjudicator.judge(left, right)
-        if judged is None:
-            continue
-        (matches if is_match else non_matches)[judged[0]] += 1
-    total_m = sum(matches.values()) + smoothing * len(Verdict)
-    total_u = sum(non_matches.values()) + smoothing * len(Verdict)
-    weights = {}
-    for verdict in Verdict:
-        m = (matches[verdict] + smoothing) / total_m
-        u = (non_matches[verdict] + smoothing) / total_u
-        weights[verdict] = 0.0 if verdict is Verdict.UNSURE else round(math.log2(m / u), 3)
-    return weights

@@ -13,12 +13,12 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 
-from medmatch.matching.adjudication import Adjudication, Verdict
+from medmatch.matching.adjudication import Adjudication, PairSet, Verdict, has_history
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,28 @@ class LLMAnswer(BaseModel):
 ANSWER_SCHEMA = LLMAnswer.model_json_schema()
 
 
+class AnswerCache(Protocol):
+    """Validated answers by question key (model + histories): a re-run never asks twice.
+    In memory by default; the MPI keeps them in PostgreSQL."""
+
+    def get(self, key: str) -> LLMAnswer | None: ...
+
+    def put(self, key: str, answer: LLMAnswer) -> None: ...
+
+
+class MemoryAnswerCache:
+    def __init__(self) -> None:
+        self._answers: dict[str, LLMAnswer] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> LLMAnswer | None:
+        return self._answers.get(key)
+
+    def put(self, key: str, answer: LLMAnswer) -> None:
+        with self._lock:
+            self._answers[key] = answer
+
+
 def question(left: Mapping[str, Any], right: Mapping[str, Any]) -> str:
     """The user message: the two histories only."""
 
@@ -61,7 +83,6 @@ def question(left: Mapping[str, Any], right: Mapping[str, Any]) -> str:
 
 class OllamaAdjudicator:
     name = "ollama"
-    cheap = False
 
     def __init__(
         self,
@@ -72,6 +93,8 @@ class OllamaAdjudicator:
         retries: int = 1,
         max_concurrent: int = 2,
         weights: Mapping[Verdict, float] | None = None,
+        pairs: Iterable[PairSet] = (PairSet.REVIEW_BAND, PairSet.LIFE_EVENTS),
+        cache: AnswerCache | None = None,
     ) -> None:
         import ollama  # the optional `ai` extra
 
@@ -92,7 +115,8 @@ class OllamaAdjudicator:
         self.retries = retries
         self.weights = dict(weights or DEFAULT_WEIGHTS)
         self._slots = threading.BoundedSemaphore(max_concurrent)
-        self._cache: dict[str, Adjudication] = {}
+        self.pairs = frozenset(PairSet(p) for p in pairs)
+        self.cache: AnswerCache = cache if cache is not None else MemoryAnswerCache()
         self.calls = 0
 
     @staticmethod
@@ -100,14 +124,13 @@ class OllamaAdjudicator:
         return hashlib.sha256(f"{model}\n{text}".encode()).hexdigest()
 
     def adjudicate(self, left: Mapping[str, Any], right: Mapping[str, Any]) -> Adjudication | None:
-        if not (left.get("conditions") or left.get("medications")) or not (
-            right.get("conditions") or right.get("medications")
-        ):
+        if not (has_history(left) and has_history(right)):
             return None
         text = question(left, right)
         key = self.cache_key(self.model, text)
-        if key in self._cache:
-            return self._cache[key]
+        cached = self.cache.get(key)
+        if cached is not None:
+            return self._adjudication(cached)
         reason = "no answer"
         for _attempt in range(self.retries + 1):
             try:
@@ -129,17 +152,16 @@ class OllamaAdjudicator:
             except self._errors as exc:
                 reason = f"service unavailable ({type(exc).__name__})"
                 continue
-            verdict = Verdict(answer.verdict)
-            result = Adjudication(
-                verdict,
-                answer.medical_similarity,
-                answer.reasoning,
-                self.weights[verdict],
-                self.name,
-            )
-            self._cache[key] = result
-            return result
+            self.cache.put(key, answer)
+            return self._adjudication(answer)
         logger.warning("ollama adjudication failed: %s", reason)  # no patient data here
         return Adjudication(
             Verdict.UNSURE, 0.0, f"AI adjudication failed: {reason}", 0.0, self.name, failed=True
+        )
+
+    def _adjudication(self, answer: LLMAnswer) -> Adjudication:
+        # weights are applied on read: a re-calibration also counts for cached answers
+        verdict = Verdict(answer.verdict)
+        return Adjudication(
+            verdict, answer.medical_similarity, answer.reasoning, self.weights[verdict], self.name
         )
