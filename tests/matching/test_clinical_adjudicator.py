@@ -1,8 +1,8 @@
 import pytest
 
 from medmatch.matching import PatientMatcher, Stage, Verdict
-from medmatch.matching.adjudicators import ClinicalAdjudicator
 from medmatch.matching.adjudication import estimate_verdict_weights
+from medmatch.matching.adjudicators import ClinicalAdjudicator
 from medmatch.matching.adjudicators.clinical import DEFAULT_WEIGHTS
 from tests.conftest import lookup_body
 

@@ -5,9 +5,9 @@ from medmatch.config import MatchThresholds
 from medmatch.errors import InvalidFieldError
 from medmatch.matching import (
     Adjudication,
-    PairSet,
     Decision,
     MatchType,
+    PairSet,
     PatientMatcher,
     Stage,
     Verdict,
@@ -118,11 +118,17 @@ def test_adjudicator_is_evidence_in_the_review_band(trained):
     matcher = PatientMatcher(trained, thresholds=wide, adjudicator=judge)
     history = {"conditions": ["T2DM"], "medications": ["metformin"]}
     ann = lookup_body(
-        record_id="a1", name_first="Ann", name_last="Lee", date_of_birth="1980-03-04",
+        record_id="a1",
+        name_first="Ann",
+        name_last="Lee",
+        date_of_birth="1980-03-04",
         medical_data=history,
     )
     other = lookup_body(
-        record_id="m", name_first="Ann", name_last="Lee", date_of_birth="1980-03-04",
+        record_id="m",
+        name_first="Ann",
+        name_last="Lee",
+        date_of_birth="1980-03-04",
         medical_data=history,
     )
     # without a history on both sides there is nothing to adjudicate

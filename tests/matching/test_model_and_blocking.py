@@ -146,3 +146,24 @@ def test_splink_blocking_and_key_strings_find_the_same_pairs(features, feature_r
     }
     assert len(python_pairs) > 1000
     assert splink_pairs == python_pairs
+
+
+def test_mutable_disagreements_are_bounded_and_stable_ones_are_not(trained):
+    from medmatch.matching.training import (
+        DEFAULT_MUTABLE_MAX_BITS,
+        bound_mutable_disagreement,
+    )
+
+    assert trained.metadata["mutable_max_bits"] == DEFAULT_MUTABLE_MAX_BITS
+    for comparison, weights in zip(trained.comparisons, trained.level_weights(), strict=True):
+        worst = min(w.match_weight for w in weights)
+        if comparison.mutable:
+            assert worst >= -DEFAULT_MUTABLE_MAX_BITS - 1e-9, comparison.name
+    # the stable contradictions keep their full weight: a birth date that disagrees
+    assert min(w.match_weight for w in trained.level_weights()[2]) < -DEFAULT_MUTABLE_MAX_BITS
+    assert any(name.startswith("last_name/") for name in trained.metadata["bounded_levels"])
+    settings = trained.to_dict()["splink_settings"]
+    assert bound_mutable_disagreement(settings, trained.comparisons, None) == []
+    assert bound_mutable_disagreement(settings, trained.comparisons, 4.0) == []  # already within
+    bounded = bound_mutable_disagreement(settings, trained.comparisons, 0.5)
+    assert "phone/all other" in bounded and not any(b.startswith("dob/") for b in bounded)

@@ -1,9 +1,10 @@
+import json
 import socket
 
 import ollama
 import pytest
 
-from medmatch.matching import Decision, PatientMatcher, Stage, Verdict
+from medmatch.matching import Decision, PairSet, PatientMatcher, Stage, Verdict
 from medmatch.matching.adjudicators.ollama import OllamaAdjudicator, question
 from tests.conftest import lookup_body
 from tests.fakes.ollama_server import FakeOllama
@@ -152,4 +153,50 @@ def test_cli_with_ollama(server, tmp_path, monkeypatch, synthetic):
     finally:
         get_settings.cache_clear()
     assert ok.exit_code == 0, ok.output
-    assert "ollama" in ok.output
+    assert "ollama asked" in ok.output and "offline asked" in ok.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["adjudicator"] == "ollama" and summary["ai_ollama_asked"] > 0
+
+
+class CountingCache:
+    def __init__(self):
+        self.answers, self.puts = {}, 0
+
+    def get(self, key):
+        return self.answers.get(key)
+
+    def put(self, key, answer):
+        self.puts += 1
+        self.answers[key] = answer
+
+
+def test_answers_live_in_the_given_cache_and_weights_apply_on_read(server):
+    cache = CountingCache()
+    first = OllamaAdjudicator(server.url, timeout_s=5, cache=cache)
+    assert first.pairs == {PairSet.REVIEW_BAND, PairSet.LIFE_EVENTS}
+    first.adjudicate(SAME_A, SAME_B)
+    asked = len(server.requests)
+    # a second process with the same cache and re-calibrated weights: no request, new weight
+    second = OllamaAdjudicator(
+        server.url,
+        cache=cache,
+        weights={Verdict.SAME: 2.5, Verdict.DIFFERENT: -3.0, Verdict.UNSURE: 0.0},
+    )
+    again = second.adjudicate(SAME_A, SAME_B)
+    assert len(server.requests) == asked and cache.puts == 1
+    assert again.verdict is Verdict.SAME and again.match_weight == 2.5
+
+
+def test_batch_reports_how_many_pairs_reached_each_adjudicator(server, trained, synthetic):
+    from medmatch.matching.adjudicators import ClinicalAdjudicator
+
+    llm = OllamaAdjudicator(server.url, timeout_s=5)
+    result = PatientMatcher(trained, adjudicator=[llm, ClinicalAdjudicator()]).dedupe(
+        synthetic.demographics.head(800), synthetic.medical
+    )
+    stats = result.stats
+    assert stats["ai_ollama_asked"] > 0 and stats["ai_offline_asked"] > stats["ai_ollama_asked"]
+    assert stats["ai_ollama_failed"] == 0
+    answered = sum(stats[f"ai_ollama_{v}"] for v in ("same", "different", "unsure"))
+    assert answered == stats["ai_ollama_asked"]
+    assert len({r["messages"][-1]["content"] for r in server.requests}) == len(server.requests)

@@ -174,3 +174,60 @@ def test_nickname_groups_do_not_relate_through_each_other():
         evaluate_rules(BASE | {"first_name": "caroyln", "first_name_group": ["caroyln"]}, carrie)
         is None
     )
+
+
+def _woman(first: str, last: str, **extra) -> dict:
+    from medmatch.data.names import name_group
+
+    return (
+        BASE
+        | {
+            "first_name": first,
+            "first_name_group": list(name_group(first)),
+            "last_name": last,
+            "sex": "F",
+            "dob": "1997-05-03",
+        }
+        | extra
+    )
+
+
+def test_a_surname_in_the_given_name_field_is_a_sister_not_a_swap():
+    # 'Sandra Vaughan' sent as first=vaughan, last=sandra, beside her twin Helen Vaughan
+    sandra = _woman("vaughan", "sandra")
+    helen = _woman("helen", "vaughan", external_id="2")
+    assert evaluate_rules(sandra, helen).rule == "twins"
+
+
+def test_swapped_names_with_a_typo_or_a_new_surname_are_one_person():
+    # both ways, typos allowed
+    typo = evaluate_rules(
+        _woman("regina", "mcpherson"), _woman("mcphershon", "regna", external_id="2")
+    )
+    assert typo is None
+    # one way: the swapped side's given name is a known given name, the surname changed
+    married = evaluate_rules(_woman("garcia", "sharon"), _woman("sharon", "brown", external_id="2"))
+    assert married is None
+    nickname = evaluate_rules(_woman("lewis", "mae"), _woman("mary", "graham", external_id="2"))
+    assert nickname is None
+
+
+def test_unrelated_given_names_and_birth_dates_are_two_people():
+    other = BASE | {
+        "first_name": "brian",
+        "first_name_group": ["brian"],
+        "last_name": "yoder",
+        "dob": "1988-08-27",
+        "external_id": "2",
+    }
+    hit = evaluate_rules(BASE, other)
+    assert hit.rule == "different_person" and hit.kind is RuleKind.HARD_NEGATIVE
+
+    # a shared SSN, or a birth date one typo away, leaves the pair to the score
+    def rule(left, right):
+        hit = evaluate_rules(left, right)
+        return hit.rule if hit else None
+
+    assert rule(BASE | {"ssn": "1"}, other | {"ssn": "1"}) != "different_person"
+    assert rule(BASE, other | {"dob": "1950-05-08"}) != "different_person"
+    assert rule(BASE, other | {"dob": None}) != "different_person"
