@@ -130,7 +130,7 @@ def _given_names_differ(left: Row, right: Row, below: float) -> bool:
     if not _both(left, right, "first_name"):
         return False
     lf, rf = left["first_name"], right["first_name"]
-    if _names_swapped(left, right):
+    if lf == rf:
         return False
     if metaphone(lf) == metaphone(rf):
         return False  # spelt by ear: Chris and Kris, Jeff and Geoff
@@ -142,9 +142,11 @@ def _given_names_differ(left: Row, right: Row, below: float) -> bool:
         return False
     # a nickname on one side and a typo on the other: one side's own name against the other's
     # nicknames (group against group would relate Rick and Aaron through Eric and Erin)
-    return not any(
-        JaroWinkler.similarity(lf, b) >= NICKNAME_TYPO_AT_LEAST for b in right_names
-    ) and not any(JaroWinkler.similarity(a, rf) >= NICKNAME_TYPO_AT_LEAST for a in left_names)
+    if any(JaroWinkler.similarity(lf, b) >= NICKNAME_TYPO_AT_LEAST for b in right_names) or any(
+        JaroWinkler.similarity(a, rf) >= NICKNAME_TYPO_AT_LEAST for a in left_names
+    ):
+        return False
+    return not _names_swapped(left, right)  # the costliest test last
 
 
 def _unrelated_given_names(left: Row, right: Row) -> bool:
@@ -272,7 +274,8 @@ CANDIDATE_SQL = (
     f" AND {_HOUSEHOLD_SQL}"
     " AND (first_name_l IS NULL OR first_name_r IS NULL OR first_name_l <> first_name_r))"
     f" OR ({_HOUSEHOLD_SQL} AND first_name_l <> first_name_r)"
-    " OR (first_name_l <> first_name_r AND dob_l <> dob_r)"
+    f" OR (jaro_winkler_similarity(first_name_l, first_name_r) < {UNRELATED_BELOW}"
+    " AND levenshtein(dob_l, dob_r) > 1)"
     " OR ((levenshtein(dob_l, dob_r) <= 2 OR substr(dob_l, 1, 4) = substr(dob_r, 1, 4))"
     f" AND ({_HOUSEHOLD_SQL}"
     " OR jaro_winkler_similarity(last_name_l, last_name_r) >= 0.92"
