@@ -10,7 +10,7 @@ DEMO_SEED := 42
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[mpi,dev]'
 	touch $@
 
 demo: $(VENV)/.installed

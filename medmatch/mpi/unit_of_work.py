@@ -1,0 +1,45 @@
+"""The PostgreSQL unit of work: one session, one transaction, the repositories over it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Self
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from medmatch.mpi import repositories as repo
+from medmatch.mpi.base import AbstractUnitOfWork
+
+
+def session_factory(engine: Engine) -> Callable[[], Session]:
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
+    def __init__(self, factory: Callable[[], Session]) -> None:
+        self.factory = factory
+
+    def __enter__(self) -> Self:
+        self.session = self.factory()
+        self.records = repo.SqlSourceRecords(self.session)
+        self.golden = repo.SqlGoldenRecords(self.session)
+        self.matches = repo.SqlMatches(self.session)
+        self.reviews = repo.SqlReviews(self.session)
+        self.answers = repo.SqlAnswers(self.session)
+        return super().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()
+
+    def lock(self, names: Iterable[str]) -> None:
+        # transaction-scoped advisory locks, taken in one order so two writers cannot deadlock
+        for name in sorted(set(names)):
+            self.session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(name, 0))))
