@@ -61,6 +61,14 @@ class Settings(BaseSettings):
         description="PostgreSQL; unset: an embedded PostgreSQL in pg_data_dir",
     )
     pg_data_dir: str = Field(".medmatch/pg", description="the embedded PostgreSQL's data folder")
+    source_trust: dict[str, float] = Field(
+        default_factory=dict,
+        description='survivorship: trust per source system, e.g. {"EHR": 3, "LAB": 1}; default 1',
+    )
+    lookup_max_candidates: int = Field(200, ge=1, description="candidates scored per lookup")
+    lookup_ai_budget_s: float = Field(
+        5.0, gt=0, description="time the adjudicators may take per lookup; past it: review"
+    )
     duckdb_memory_limit: str = Field("2GB", description="DuckDB's memory bound; it spills past it")
     duckdb_temp_directory: str | None = Field(
         None, description="where DuckDB spills (default: tmp)"

@@ -29,3 +29,17 @@ class InputFileError(MedMatchError):
 
 class ModelError(MedMatchError):
     """A match model file is missing, malformed or does not fit this version of MedMatch."""
+
+
+class NotFoundError(MedMatchError, LookupError):
+    """A golden record, source record or review item that does not exist."""
+
+    def __init__(self, kind: str, identifier: object) -> None:
+        super().__init__(f"{kind} {identifier} not found")
+        self.kind = kind
+        self.identifier = identifier
+
+
+class ConflictError(MedMatchError):
+    """The request contradicts the stored state (an item held by another reviewer, a merge
+    of a record already merged)."""

@@ -74,8 +74,14 @@ class PatientMatcher:
         left, right = record_features(r1), record_features(r2)
         return self.match_features(left, right)
 
-    def match_features(self, left: Mapping[str, Any], right: Mapping[str, Any]) -> MatchResult:
-        """Decide on two feature rows (see `medmatch.data.features`)."""
+    def match_features(
+        self,
+        left: Mapping[str, Any],
+        right: Mapping[str, Any],
+        adjudicators: Sequence[Adjudicator] | None = None,
+    ) -> MatchResult:
+        """Decide on two feature rows (see `medmatch.data.features`); `adjudicators` replaces
+        the matcher's own for this pair (a lookup with a time budget, for instance)."""
         score = self.scorer.score(left, right)
         rule = evaluate_rules(left, right)
         weight = score.match_weight
@@ -93,7 +99,8 @@ class PatientMatcher:
             probability = certain if certain is not None else probability
         else:
             decision, match_type = decide(probability, self.thresholds)
-            judge = choose(self.adjudicators, decision, left, right)
+            judges = self.adjudicators if adjudicators is None else adjudicators
+            judge = choose(judges, decision, left, right)
             if judge is not None:
                 verdict = judge.adjudicate(left, right)
                 if verdict is not None:

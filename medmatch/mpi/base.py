@@ -86,6 +86,9 @@ class MatchRepository(abc.ABC):
         """must_link or cannot_link; a later one for the same pair replaces it."""
 
     @abc.abstractmethod
+    def remove_constraint(self, a: int, b: int) -> None: ...
+
+    @abc.abstractmethod
     def constraints_for(self, record_id: int, others: Iterable[int]) -> dict[int, str]:
         """other record id -> constraint kind, for the pairs (record_id, other)."""
 

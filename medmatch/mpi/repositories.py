@@ -298,6 +298,11 @@ class SqlMatches(base.MatchRepository):
             )
         )
 
+    def remove_constraint(self, a: int, b: int) -> None:
+        first, second = ordered(a, b)
+        c = t.MatchConstraint
+        self.session.execute(delete(c).where(c.record_id_1 == first, c.record_id_2 == second))
+
     def constraints_for(self, record_id: int, others: Iterable[int]) -> dict[int, str]:
         others = [o for o in others if o != record_id]
         if not others:

@@ -1,0 +1,257 @@
+"""Real-time lookup: one record in, a decision and its golden record out, in one transaction.
+
+store the source record (idempotent) -> its blocking keys -> candidates from the key index
+-> the real-time scorer, rules, reviewer constraints, adjudicators (within a time budget)
+-> link (auto_match), queue for review (review_required) or a new golden record
+(new_identity) -> every comparison in match_results -> survivorship of the touched record.
+
+Writers of one identity take turns: the lookup holds advisory locks on the record's blocking
+keys and source identity until it commits, so 60 systems sending one new patient at once
+leave one golden record, and a record re-sent 40 times at once stays one source record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from medmatch.config import MatchThresholds, Settings, get_settings
+from medmatch.data.features import record_features
+from medmatch.data.models import PatientRecord
+from medmatch.matching import PatientMatcher, key_strings
+from medmatch.matching.adjudication import Adjudication, Adjudicator, PairSet, Verdict
+from medmatch.matching.decisions import Decision, Stage
+from medmatch.matching.result import MatchResult
+from medmatch.mpi.base import AbstractUnitOfWork
+from medmatch.mpi.domain import MatchEntry, StoredRecord
+from medmatch.mpi.services.golden import move, new_operation_id, rebuild
+
+UowFactory = Callable[[], AbstractUnitOfWork]
+DB_DECISION = {
+    Decision.AUTO_MATCH: "auto_match",
+    Decision.REVIEW_REQUIRED: "review_required",
+    Decision.NO_MATCH: "new_identity",
+}
+
+
+class LookupResult(BaseModel):
+    decision: str  # auto_match | review_required | new_identity
+    source_record_id: int
+    golden_record_id: str
+    confidence: float
+    match_type: str
+    stage: str
+    explanation: str
+    created: bool  # a new source record (False: a re-send updated it)
+    candidates_scored: int
+    review_ids: list[int]
+    model_version: str
+
+
+class _Budgeted:
+    """An adjudicator that stops answering once the lookup's time budget is spent: the pair
+    then goes to review (a failed answer), the lookup never waits past it."""
+
+    def __init__(self, inner: Adjudicator, deadline: float) -> None:
+        self.inner, self.deadline = inner, deadline
+        self.name: str = inner.name
+        self.pairs: frozenset[PairSet] = inner.pairs
+        self.weights: Mapping[Verdict, float] = inner.weights
+
+    def adjudicate(self, left: Mapping[str, Any], right: Mapping[str, Any]) -> Adjudication | None:
+        if time.monotonic() > self.deadline:
+            return Adjudication(
+                Verdict.UNSURE,
+                0.0,
+                "AI adjudication skipped: lookup time budget spent",
+                0.0,
+                self.name,
+                failed=True,
+            )
+        return self.inner.adjudicate(left, right)
+
+
+def review_priority(confidence: float, thresholds: MatchThresholds) -> int:
+    """1-10: the closer to the auto-match threshold, the sooner a human should look."""
+    span = max(thresholds.auto_match - thresholds.review, 1e-9)
+    share = min(max((confidence - thresholds.review) / span, 0.0), 1.0)
+    return 1 + round(9 * share)
+
+
+class MatchingService:
+    def __init__(
+        self,
+        uow_factory: UowFactory,
+        matcher: PatientMatcher | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.uow_factory = uow_factory
+        self.settings = settings or get_settings()
+        self.matcher = matcher or PatientMatcher()
+        self.thresholds = self.matcher.thresholds
+
+    def lookup(self, record: PatientRecord, *, actor: str = "lookup") -> LookupResult:
+        features = record_features(record.model_copy(update={"record_id": "new"}))
+        keys = key_strings(features)
+        demographics = record.demographics.model_dump(mode="json", exclude_none=True)
+        medical = record.medical_data.model_dump(mode="json")
+        identity = (
+            [f"source:{record.source_system}\x1f{record.external_id}"] if record.external_id else []
+        )
+        with self.uow_factory() as uow:
+            uow.lock([f"key:{k}" for k in keys] + identity)
+            stored, created = uow.records.upsert(
+                record.source_system, record.external_id, demographics, medical, features
+            )
+            uow.records.replace_keys(stored.id, keys)
+            result = self._decide(uow, stored, created, keys, actor)
+            uow.commit()
+            return result
+
+    # -- the decision --------------------------------------------------------------------
+    def _decide(
+        self,
+        uow: AbstractUnitOfWork,
+        stored: StoredRecord,
+        created: bool,
+        keys: list[str],
+        actor: str,
+    ) -> LookupResult:
+        thresholds = self.thresholds
+        limit = self.settings.lookup_max_candidates
+        candidates = uow.records.candidates(keys, exclude=stored.id, limit=limit)
+        constraints = uow.matches.constraints_for(stored.id, [c.id for c in candidates])
+        deadline = time.monotonic() + self.settings.lookup_ai_budget_s
+        judges = [_Budgeted(a, deadline) for a in self.matcher.adjudicators]
+        scored: list[tuple[StoredRecord, MatchResult, Decision]] = []
+        for candidate in candidates:
+            outcome = self.matcher.match_features(stored.features, candidate.features, judges)
+            decision = outcome.decision
+            kind = constraints.get(candidate.id)
+            if kind == "cannot_link":
+                decision = Decision.NO_MATCH
+            elif kind == "must_link":
+                decision = Decision.AUTO_MATCH
+            scored.append((candidate, outcome, decision))
+        entries = {c.id: self._store(uow, stored, c, r, d) for c, r, d in scored}
+        current = uow.golden.link_of(stored.id)
+        target, best = self._target(scored, current.golden_id if current else None)
+        reviews: list[int] = []
+        operation = new_operation_id()
+        touched = {current.golden_id} if current else set()
+        if target is not None:
+            decision, confidence = Decision.AUTO_MATCH, best[1].confidence
+            if current is None or current.golden_id != target:
+                move(
+                    uow,
+                    stored.id,
+                    target,
+                    operation_id=operation,
+                    action="lookup",
+                    actor=actor,
+                    reason="matched on lookup",
+                    link_type="auto_match",
+                    confidence=confidence,
+                    match_result_id=entries[best[0].id],
+                )
+        elif current is not None:
+            # a re-send that no longer matches anyone keeps its identity: only a human splits
+            decision, confidence = Decision.NO_MATCH, 1.0
+            target = current.golden_id
+        else:
+            golden = uow.golden.create()
+            target, decision, confidence = golden.golden_id, Decision.NO_MATCH, 1.0
+            move(
+                uow,
+                stored.id,
+                target,
+                operation_id=operation,
+                action="lookup",
+                actor=actor,
+                reason="no match: new identity",
+                link_type="new_identity",
+                confidence=None,
+            )
+        touched.add(target)
+        for candidate, outcome, cand_decision in scored:
+            if cand_decision is Decision.REVIEW_REQUIRED and candidate.golden_id != target:
+                item = uow.reviews.enqueue(
+                    stored.id,
+                    candidate.id,
+                    review_priority(outcome.confidence, thresholds),
+                    entries[candidate.id],
+                )
+                if item is not None:
+                    reviews.append(item.id)
+        if reviews and decision is Decision.NO_MATCH:
+            decision = Decision.REVIEW_REQUIRED
+        for golden_id in sorted(touched):
+            rebuild(uow, golden_id, self.settings.source_trust)
+        shown = (
+            best[1] if best else (max(scored, key=lambda s: s[1].confidence)[1] if scored else None)
+        )
+        return LookupResult(
+            decision=DB_DECISION[decision],
+            source_record_id=stored.id,
+            golden_record_id=target,
+            confidence=confidence if best else (shown.confidence if shown else 0.0),
+            match_type=best[1].match_type.value if best else "no_match",
+            stage=shown.stage.value if shown else "scoring",
+            explanation=shown.explanation if shown else "No candidate shares a blocking key",
+            created=created,
+            candidates_scored=len(scored),
+            review_ids=reviews,
+            model_version=self.matcher.model.version,
+        )
+
+    @staticmethod
+    def _target(
+        scored: Sequence[tuple[StoredRecord, MatchResult, Decision]], current: str | None
+    ) -> tuple[str | None, tuple[StoredRecord, MatchResult] | None]:
+        """The golden record to link to: the best auto-match whose golden record holds no
+        record this one must be kept apart from (a hard-negative rule or a cannot-link)."""
+        apart = {
+            c.golden_id
+            for c, r, d in scored
+            if d is Decision.NO_MATCH and (r.stage is Stage.RULES or r.decision is not d)
+        }
+        best: tuple[StoredRecord, MatchResult] | None = None
+        for candidate, outcome, decision in scored:
+            if decision is not Decision.AUTO_MATCH or candidate.golden_id is None:
+                continue
+            if candidate.golden_id in apart:
+                continue
+            if best is None or outcome.confidence > best[1].confidence:
+                best = (candidate, outcome)
+        if best is None:
+            return None, None
+        return best[0].golden_id, best
+
+    def _store(
+        self,
+        uow: AbstractUnitOfWork,
+        stored: StoredRecord,
+        candidate: StoredRecord,
+        outcome: MatchResult,
+        decision: Decision,
+    ) -> int:
+        return uow.matches.add(
+            MatchEntry(
+                source_record_id=stored.id,
+                candidate_record_id=candidate.id,
+                is_match=decision is Decision.AUTO_MATCH,
+                confidence=outcome.confidence,
+                match_type=outcome.match_type.value,
+                decision=DB_DECISION[decision],
+                stage=outcome.stage.value,
+                explanation=outcome.explanation,
+                evidence=outcome.evidence,
+                model_version=outcome.model_version,
+                thresholds=self.thresholds.model_dump(),
+                medical_similarity=outcome.medical_similarity,
+                ai_reasoning=outcome.ai_reasoning,
+            )
+        )
