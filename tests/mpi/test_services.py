@@ -53,3 +53,84 @@ def test_lookup_links_the_same_person_and_keeps_others_apart(services):
     view = golden.get(first.golden_record_id)
     assert view.source_count == 2 and view.demographics["name_first"] == "Maria"
     assert "+16175550199" in view.demographics["phones"]
+
+
+def test_merge_split_undo_and_dry_runs(services):
+    matching, golden, _ = services
+    a = matching.lookup(_record("EHR", "1"))
+    b = matching.lookup(_record("LAB", "2", name_first="Elena", date_of_birth="1980-01-01"))
+    assert a.golden_record_id != b.golden_record_id
+    dry = golden.merge([a.golden_record_id, b.golden_record_id], actor="clerk", dry_run=True)
+    assert dry.dry_run and dry.records_moved == [b.source_record_id]
+    assert golden.get(b.golden_record_id).status == "active"  # nothing changed
+    assert golden.history(b.golden_record_id)[-1].action == "lookup"
+    merged = golden.merge([a.golden_record_id, b.golden_record_id], actor="clerk", reason="same")
+    assert merged.field_changes == dry.field_changes and not merged.dry_run
+    survivor, loser = golden.get(a.golden_record_id), golden.get(b.golden_record_id)
+    assert survivor.source_record_ids == [a.source_record_id, b.source_record_id]
+    assert loser.status == "merged" and loser.merged_into == a.golden_record_id
+    assert loser.source_count == 0 and survivor.source_count == 2
+    with pytest.raises(ConflictError):
+        golden.merge([a.golden_record_id, b.golden_record_id], actor="clerk")
+    golden.undo(merged.operation_id, actor="clerk")
+    assert golden.get(b.golden_record_id).status == "active"
+    assert golden.get(b.golden_record_id).source_record_ids == [b.source_record_id]
+    assert golden.get(a.golden_record_id).demographics["name_first"] == "Maria"
+    # split: the moved record gets a new golden record and the pair becomes cannot-link
+    c = matching.lookup(_record("LAB", "3"))
+    assert c.golden_record_id == a.golden_record_id
+    split = golden.split(a.golden_record_id, [c.source_record_id], actor="clerk")
+    fresh = split.golden_ids[1]
+    assert golden.sources(fresh)[0].id == c.source_record_id
+    # a re-send of the split record respects the cannot-link: it stays apart
+    again = matching.lookup(_record("LAB", "3"))
+    assert again.golden_record_id == fresh
+    with pytest.raises(ConflictError):
+        golden.split(a.golden_record_id, [a.source_record_id], actor="clerk")  # nothing left
+    with pytest.raises(NotFoundError):
+        golden.get("GR-999999")
+
+
+def test_review_queue_assign_resolve_and_labels(services, trained):
+    from medmatch.config import MatchThresholds
+
+    _, golden, review = services
+    matching = MatchingService(
+        services[0].uow_factory,
+        PatientMatcher(trained, thresholds=MatchThresholds(auto_match=0.999999999, review=0.2)),
+    )
+    a = matching.lookup(_record("EHR", "1"))
+    b = matching.lookup(_record("LAB", "2", name_first="Mary", phone=None, postal_code="02140"))
+    assert b.decision == "review_required" and b.review_ids
+    item = review.pending()[0]
+    assert {item.record_id_1, item.record_id_2} == {a.source_record_id, b.source_record_id}
+    mine = review.assign("alice", item.id)
+    assert mine.assigned_to == "alice"
+    with pytest.raises(ConflictError):
+        review.assign("bob", item.id)
+    with pytest.raises(ConflictError):
+        review.resolve(item.id, "bob", "confirmed_match")
+    done = review.resolve(item.id, "alice", "confirmed_match", notes="same patient")
+    assert done.status == "resolved" and done.change.action == "merge"
+    assert golden.get(a.golden_record_id).source_count == 2
+    assert review.labelled_pairs() == [(item.record_id_1, item.record_id_2, True)]
+    with pytest.raises(NotFoundError):
+        review.assign("alice")  # the queue is empty
+
+
+def test_defer_and_non_match(services, trained):
+    from medmatch.config import MatchThresholds
+
+    _, golden, review = services
+    matching = MatchingService(
+        services[0].uow_factory,
+        PatientMatcher(trained, thresholds=MatchThresholds(auto_match=0.999999999, review=0.2)),
+    )
+    a = matching.lookup(_record("EHR", "1"))
+    b = matching.lookup(_record("LAB", "2", name_first="Mary", phone=None, postal_code="02140"))
+    item = review.get(b.review_ids[0])
+    deferred = review.resolve(item.id, "alice", "defer")
+    assert deferred.status == "pending" and deferred.priority == max(1, item.priority - 2)
+    no = review.resolve(item.id, "bob", "confirmed_non_match")
+    assert no.status == "resolved" and no.change is None  # they were apart already
+    assert golden.get(a.golden_record_id).source_count == 1
