@@ -1,4 +1,4 @@
-"""The `medmatch` command: generate data, match files, evaluate results."""
+"""The `medmatch` command: generate data, match files, evaluate results, run the database."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from medmatch.errors import InputFileError, MedMatchError
+from medmatch.mpi.commands import db_app
 
 app = typer.Typer(help="MedMatch: an open-source Master Patient Index.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 console = Console(stderr=True)
 out = Console()
 

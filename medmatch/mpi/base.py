@@ -40,7 +40,7 @@ class SourceRecordRepository(abc.ABC):
     @abc.abstractmethod
     def candidates(self, keys: Iterable[str], exclude: int, limit: int) -> list[StoredRecord]:
         """Records sharing a blocking key with `keys` (the indexed real-time search), with
-        their golden_id; at most `limit`."""
+        their golden_id; at most `limit`, the lowest ids first."""
 
 
 class GoldenRecordRepository(abc.ABC):
@@ -52,7 +52,8 @@ class GoldenRecordRepository(abc.ABC):
 
     @abc.abstractmethod
     def save(self, golden: Golden) -> None:
-        """Write status, merged_into, survivorship and source_count; bumps the version."""
+        """Write status, merged_into, survivorship and source_count; bumps the version.
+        Raises ConflictError when the stored version is not the one read (or it is gone)."""
 
     @abc.abstractmethod
     def set_link(self, link: Link) -> str | None:
@@ -103,7 +104,8 @@ class ReviewRepository(abc.ABC):
 
     @abc.abstractmethod
     def pending(self, limit: int = 50, offset: int = 0) -> list[Review]:
-        """Open items, highest priority first, oldest first within a priority."""
+        """Items waiting for a reviewer (status pending: not assigned, not resolved), highest
+        priority first, oldest first within a priority."""
 
     @abc.abstractmethod
     def claim(self, review_id: int | None, reviewer: str) -> Review | None:
@@ -111,7 +113,8 @@ class ReviewRepository(abc.ABC):
         holds or is claiming right now."""
 
     @abc.abstractmethod
-    def save(self, review: Review) -> None: ...
+    def save(self, review: Review) -> None:
+        """Raises NotFoundError for an item that does not exist."""
 
     @abc.abstractmethod
     def resolved(self) -> list[Review]: ...

@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from medmatch.errors import ConflictError, NotFoundError
 from medmatch.mpi import base
 from medmatch.mpi import schema as t
 from medmatch.mpi.domain import Change, Golden, Link, MatchEntry, Review, StoredRecord, ordered
@@ -107,6 +108,7 @@ class SqlSourceRecords(base.SourceRecordRepository):
             select(t.BlockingKey.source_record_id)
             .where(t.BlockingKey.key.in_(keys), t.BlockingKey.source_record_id != exclude)
             .distinct()
+            .order_by(t.BlockingKey.source_record_id)
             .limit(limit)
             .subquery()
         )
@@ -144,9 +146,13 @@ class SqlGoldenRecords(base.GoldenRecordRepository):
         return _golden(row) if row else None
 
     def save(self, golden: Golden) -> None:
-        self.session.execute(
+        result = self.session.execute(
             update(t.GoldenRecord)
-            .where(t.GoldenRecord.golden_id == golden.golden_id)
+            .where(
+                t.GoldenRecord.golden_id == golden.golden_id,
+                # optimistic concurrency: a writer holding an older version loses
+                t.GoldenRecord.version == golden.version,
+            )
             .values(
                 status=golden.status,
                 merged_into=golden.merged_into,
@@ -157,6 +163,10 @@ class SqlGoldenRecords(base.GoldenRecordRepository):
                 updated_at=func.now(),
             )
         )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise ConflictError(
+                f"golden record {golden.golden_id} changed since it was read (or is gone)"
+            )
         golden.version += 1
 
     def set_link(self, link: Link) -> str | None:
@@ -397,7 +407,7 @@ class SqlReviews(base.ReviewRepository):
 
     def save(self, review: Review) -> None:
         resolved = review.status == "resolved"
-        self.session.execute(
+        result = self.session.execute(
             update(t.ReviewItem)
             .where(t.ReviewItem.id == review.id)
             .values(
@@ -410,6 +420,8 @@ class SqlReviews(base.ReviewRepository):
                 resolved_at=func.now() if resolved else None,
             )
         )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise NotFoundError("review item", review.id)
 
     def resolved(self) -> list[Review]:
         rows = self.session.execute(

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -22,14 +25,17 @@ TABLES = (
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory) -> str:
+def server_url() -> str:
     """A libpq URL of a server we may create databases on."""
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
         return
-    data = tmp_path_factory.mktemp("pg") / "data"
+    # outside pytest's temp folders: another pytest run may rotate those away
+    home = Path(tempfile.mkdtemp(prefix="medmatch-pg-"))
+    data = home / "data"
     yield start_embedded(data)
     stop_embedded(data)
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def _with_database(url: str, name: str) -> str:
