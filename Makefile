@@ -18,9 +18,17 @@ demo: $(VENV)/.installed
 	$(PY) scripts/run_matcher.py --demographics $(DEMO_DIR)/demographics.csv \
 		--medical $(DEMO_DIR)/medical.csv --out $(DEMO_DIR)/out
 	$(PY) -m medmatch evaluate --truth $(DEMO_DIR)/truth.csv --out $(DEMO_DIR)/out
+	$(PY) -m medmatch db start
+	$(PY) -m medmatch db upgrade
+	$(PY) -m medmatch generate --people 300 --seed 7 --out $(DEMO_DIR)/mpi
+	$(PY) -m medmatch ingest --demographics $(DEMO_DIR)/mpi/demographics.csv \
+		--medical $(DEMO_DIR)/mpi/medical.csv
 	@echo ""
 	@echo "Inputs:   $(DEMO_DIR)/demographics.csv, $(DEMO_DIR)/medical.csv (ground truth: truth.csv)"
 	@echo "Outputs:  $(DEMO_DIR)/out/pairs.csv, $(DEMO_DIR)/out/clusters.csv, $(DEMO_DIR)/out/model.json"
+	@echo "MPI:      PostgreSQL in .medmatch/pg, still running: psql \"$$($(PY) -m medmatch db url)\""
+	@echo "          (tables golden_records, record_links, match_results, review_queue);"
+	@echo "          stop it with: $(PY) -m medmatch db stop"
 
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check medmatch tests scripts benchmarks
@@ -33,4 +41,5 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_matching.py --sizes 10000 100000 1000000
 
 clean:
+	-[ -x $(PY) ] && $(PY) -m medmatch db stop
 	rm -rf $(VENV) .medmatch .pytest_cache .coverage

@@ -196,6 +196,56 @@ def _print_summary(summary: dict, origin: str, out_dir: Path) -> None:
 
 
 @app.command()
+def ingest(
+    demographics: Annotated[
+        Path, typer.Option(help="CSV or Parquet: record_id, source_system, ...")
+    ],
+    medical: Annotated[Path | None, typer.Option(help="record_id, conditions, medications")] = None,
+    adjudicator: Annotated[
+        str | None, typer.Option(help="offline, ollama or none; default: ollama if configured")
+    ] = None,
+) -> None:
+    """Feed a file into the MPI (PostgreSQL) record by record, through the real-time lookup."""
+    from rich.progress import MofNCompleteColumn
+
+    from medmatch import io
+    from medmatch.config import get_settings
+    from medmatch.mpi.bootstrap import bootstrap
+    from medmatch.mpi.ingest import ingest as run
+
+    settings = get_settings()
+    try:
+        table, _ = io.read_demographics(demographics)
+        med_table = io.read_medical(medical)[0] if medical is not None else None
+        mpi = bootstrap(settings, adjudicator=adjudicator)
+    except (InputFileError, ValueError, MedMatchError) as exc:
+        raise _fail(str(exc)) from None
+    try:
+        with Progress(
+            TextColumn("[bold]lookup"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("lookup", total=len(table))
+            summary = run(
+                mpi.matching,
+                table,
+                med_table,
+                phone_region=settings.default_phone_region,
+                progress=lambda done, _total: bar.update(task, completed=done),
+            )
+    finally:
+        mpi.engine.dispose()
+    result = Table(title="MedMatch ingest", show_header=False)
+    for key, value in summary.model_dump().items():
+        result.add_row(key.replace("_", " "), str(value))
+    out.print(result)
+
+
+@app.command()
 def evaluate(
     truth: Annotated[Path, typer.Option(help="record_id, person_id (ground truth)")],
     out_dir: Annotated[Path, typer.Option("--out", help="folder holding pairs.csv, clusters.csv")],

