@@ -134,3 +134,47 @@ def test_defer_and_non_match(services, trained):
     no = review.resolve(item.id, "bob", "confirmed_non_match")
     assert no.status == "resolved" and no.change is None  # they were apart already
     assert golden.get(a.golden_record_id).source_count == 1
+
+
+def test_undo_of_a_split_retires_the_new_record_and_guards_against_later_moves(services):
+    matching, golden, _ = services
+    a = matching.lookup(_record("EHR", "1"))
+    b = matching.lookup(_record("LAB", "2"))
+    c = matching.lookup(_record("ER", "3"))
+    gid = a.golden_record_id
+    assert b.golden_record_id == c.golden_record_id == gid
+    split = golden.split(gid, [b.source_record_id], actor="clerk")
+    fresh = split.golden_ids[1]
+    golden.undo(split.operation_id, actor="clerk")
+    assert golden.get(fresh).status == "retired" and golden.get(gid).source_count == 3
+    # the cannot-link went with the undo: a re-send links back to the original
+    assert matching.lookup(_record("LAB", "2")).golden_record_id == gid
+    lookup_op = golden.history(gid)[0].operation_id
+    with pytest.raises(ConflictError):
+        golden.undo(lookup_op, actor="clerk")  # a lookup is not undone, it is split
+    with pytest.raises(NotFoundError):
+        golden.undo("no-such-operation", actor="clerk")
+    second = golden.split(gid, [c.source_record_id], actor="clerk")
+    golden.merge([gid, second.golden_ids[1]], actor="clerk")
+    with pytest.raises(ConflictError):
+        golden.undo(second.operation_id, actor="clerk")  # c moved again since
+
+
+def test_a_non_match_confirmed_on_linked_records_splits_them(services, trained, uow_factory):
+    _, golden, review = services
+    matching = services[0]
+    a = matching.lookup(_record("EHR", "1"))
+    b = matching.lookup(_record("LAB", "2", name_first="Mary"))
+    assert a.golden_record_id == b.golden_record_id
+    with uow_factory() as uow:
+        item = uow.reviews.enqueue(a.source_record_id, b.source_record_id, 5, None)
+        uow.commit()
+    done = review.resolve(item.id, "alice", "confirmed_non_match")
+    assert done.change.action == "split"
+    assert golden.get(a.golden_record_id).source_record_ids == [a.source_record_id]
+    # sticky: the re-sent record stays apart
+    assert matching.lookup(_record("LAB", "2", name_first="Mary")).golden_record_id != (
+        a.golden_record_id
+    )
+    with pytest.raises(ConflictError):
+        review.resolve(item.id, "alice", "confirmed_match")  # resolved already
