@@ -47,7 +47,7 @@ REVIEW_STATUSES = ("pending", "assigned", "resolved")
 RESOLUTIONS = ("confirmed_match", "confirmed_non_match", "defer")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 CONSTRAINT_KINDS = ("must_link", "cannot_link")
-LINK_ACTIONS = ("lookup", "merge", "split", "undo", "review")
+LINK_ACTIONS = ("lookup", "merge", "split", "undo", "review", "batch")
 
 GOLDEN_NUMBER = Sequence("golden_record_number")
 
@@ -162,6 +162,7 @@ class MatchResult(Base):
         _probability("medical_similarity"),
         Index("ix_match_results_source_record_id", "source_record_id"),
         Index("ix_match_results_candidate_record_id", "candidate_record_id"),
+        Index("ix_match_results_job_id", "job_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -182,6 +183,8 @@ class MatchResult(Base):
     ai_reasoning: Mapped[str | None] = mapped_column(Text)
     model_version: Mapped[str] = mapped_column(String(40), nullable=False)
     thresholds: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    # the batch run that decided it (NULL: a real-time lookup)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("batch_jobs.job_id"))
     created_at: Mapped[datetime] = _now()
 
 
@@ -256,6 +259,7 @@ class LinkChange(Base):
         Index("ix_link_history_operation_id", "operation_id"),
         Index("ix_link_history_new_golden_id", "new_golden_id"),
         Index("ix_link_history_old_golden_id", "old_golden_id"),
+        Index("ix_link_history_job_id", "job_id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -271,6 +275,7 @@ class LinkChange(Base):
     match_result_id: Mapped[int | None] = mapped_column(ForeignKey("match_results.id"))
     actor: Mapped[str] = mapped_column(String(100), nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("batch_jobs.job_id"))
     created_at: Mapped[datetime] = _now()
 
 

@@ -1,0 +1,29 @@
+"""The migrations build exactly the schema the models describe, and go down and up again."""
+
+import psycopg
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine
+
+from medmatch.mpi.migrate import downgrade, upgrade
+from medmatch.mpi.schema import Base
+from tests.mpi.conftest import _with_database
+
+
+def test_migrations_match_the_models_and_reverse(server_url):
+    plain = server_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS mm_migrations")
+        conn.execute("CREATE DATABASE mm_migrations")
+    url = _with_database(plain, "mm_migrations").replace("postgresql://", "postgresql+psycopg://")
+    upgrade(url)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []
+        downgrade(url, "0001")
+        downgrade(url, "base")
+        upgrade(url)
+    finally:
+        engine.dispose()
