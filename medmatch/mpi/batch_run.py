@@ -1,0 +1,499 @@
+"""Batch matching over the MPI: the steps the pipeline's assets run, without Dagster.
+
+read the records (PostgreSQL -> NDJSON via COPY -> DuckDB -> Arrow) -> Splink predict on
+DuckDB and the rules (`medmatch.matching.batch`) -> reviewer constraints -> constrained
+clusters -> golden ids planned so they stay stable -> one transaction that writes
+match_results, moves links (with link_history), creates, merges or retires golden records,
+rebuilds their survivorship and queues the review band.
+
+Golden ids are stable: each cluster keeps the golden id that holds most of its records (ties:
+the lowest id), so a re-run over unchanged data changes nothing, and after a model or
+threshold change the records that moved are recorded in link_history, never renumbered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+from sqlalchemy import Engine
+
+from medmatch.config import MatchThresholds
+from medmatch.data.features import column_values
+from medmatch.matching.adjudication import Adjudicator, Tally, lowest_probability_to_score
+from medmatch.matching.batch import decide_pairs, predict_pairs
+from medmatch.matching.clustering import cluster
+from medmatch.matching.model import MatchModel
+from medmatch.mpi.domain import StoredRecord
+from medmatch.mpi.survivorship import survive
+
+Progress = Callable[[str, int, int], None]
+LIST_COLUMNS = ("first_name_group", "conditions", "medications")
+
+
+@dataclass
+class Snapshot:
+    """What the MPI holds when a run starts."""
+
+    features: pd.DataFrame  # one row per source record; unique_id = str(source_records.id)
+    golden_of: dict[str, str]  # record id -> golden_id of its link
+    must_link: list[tuple[str, str]] = field(default_factory=list)
+    cannot_link: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Scored:
+    pairs: pd.DataFrame  # medmatch.matching.batch.PAIR_COLUMNS
+    cannot: list[tuple[str, str]]
+    stats: dict[str, int]
+
+
+@dataclass
+class GoldenPlan:
+    """Where every record goes: an existing golden id, or a new one for its cluster."""
+
+    target: dict[str, str]  # record id -> golden id, or "new:<cluster label>"
+    emptied: dict[str, str | None]  # old golden id -> the golden id most of it went to
+    new_clusters: list[str]
+
+    @property
+    def moves(self) -> int:
+        return len(self.target)
+
+
+# -- reading ----------------------------------------------------------------------------
+def _psycopg(engine: Engine):  # type: ignore[no-untyped-def]
+    return engine.raw_connection()
+
+
+def read_features(engine: Engine, where: str = "TRUE") -> pd.DataFrame:
+    """Feature rows of the records matching `where` (SQL over source_records), bulk: COPY to
+    NDJSON, read by DuckDB into Arrow (one JSON parse, in C)."""
+    import duckdb
+
+    from medmatch.data.features import SPLINK_COLUMNS
+
+    fd, path = tempfile.mkstemp(suffix=".ndjson")
+    try:
+        raw = _psycopg(engine)
+        try:
+            with os.fdopen(fd, "w") as out, raw.cursor() as cur:
+                sql = (
+                    "COPY (SELECT (features || jsonb_build_object('unique_id', id::text))::text"
+                    f" FROM source_records WHERE {where} ORDER BY id) TO STDOUT"
+                )
+                with cur.copy(sql) as copy:
+                    for (line,) in copy.rows():
+                        out.write(line)
+                        out.write("\n")
+        finally:
+            raw.close()
+        names = list(
+            dict.fromkeys(
+                [
+                    *SPLINK_COLUMNS,
+                    "middle_name",
+                    "source_system",
+                    "external_id",
+                    "conditions",
+                    "medications",
+                ]
+            )
+        )
+        columns = {n: ("VARCHAR[]" if n in LIST_COLUMNS else "VARCHAR") for n in names}
+        spec = ", ".join(f"'{k}': '{v}'" for k, v in columns.items())
+        table = duckdb.sql(f"SELECT * FROM read_json('{path}', columns={{{spec}}})").arrow()
+        if isinstance(table, pa.RecordBatchReader):
+            table = table.read_all()
+        return table.to_pandas(types_mapper=pd.ArrowDtype)
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+
+
+def read_snapshot(engine: Engine, where: str = "TRUE") -> Snapshot:
+    features = read_features(engine, where)
+    raw = _psycopg(engine)
+    try:
+        with raw.cursor() as cur:
+            cur.execute("SELECT source_record_id::text, golden_id FROM record_links")
+            golden_of = dict(cur.fetchall())
+            cur.execute("SELECT record_id_1::text, record_id_2::text, kind FROM match_constraints")
+            constraints = cur.fetchall()
+    finally:
+        raw.close()
+    return Snapshot(
+        features=features,
+        golden_of=golden_of,
+        must_link=[(a, b) for a, b, k in constraints if k == "must_link"],
+        cannot_link=[(a, b) for a, b, k in constraints if k == "cannot_link"],
+    )
+
+
+# -- scoring and clustering ---------------------------------------------------------------
+def score(
+    snapshot: Snapshot,
+    model: MatchModel,
+    thresholds: MatchThresholds,
+    adjudicators: Sequence[Adjudicator] = (),
+) -> Scored:
+    """Every blocked pair at or above the floor, decided by rules, model, adjudicators and,
+    last, the reviewers' constraints (a human decision wins)."""
+    floor = lowest_probability_to_score(thresholds.pair_floor, adjudicators)
+    predicted = predict_pairs(snapshot.features, model, floor)
+    tally = Tally()
+    pairs, cannot = decide_pairs(
+        predicted, snapshot.features, model, thresholds, adjudicators, tally
+    )
+    forbidden = {tuple(sorted(p)) for p in snapshot.cannot_link}
+    if forbidden and len(pairs):
+        keys = [
+            tuple(sorted(p)) for p in zip(pairs["record_id_1"], pairs["record_id_2"], strict=True)
+        ]
+        held = pd.Series([k in forbidden for k in keys], index=pairs.index)
+        pairs.loc[held, ["decision", "match_type"]] = ["no_match", "no_match"]
+        pairs.loc[held, "explanation"] = pairs.loc[held, "explanation"] + (
+            "; a reviewer decided: not the same person"
+        )
+    stats = {
+        "pairs": len(pairs),
+        "auto_match": int((pairs["decision"] == "auto_match").sum()),
+        "review_required": int((pairs["decision"] == "review_required").sum()),
+        "hard_negatives": len(cannot),
+        **tally.stats(adjudicators),
+    }
+    return Scored(pairs=pairs, cannot=cannot + list(snapshot.cannot_link), stats=stats)
+
+
+def clusters_of(snapshot: Snapshot, scored: Scored) -> dict[str, str]:
+    """record id -> cluster label; must-links first (a reviewer's word), then auto-matches."""
+    auto = scored.pairs[scored.pairs["decision"] == "auto_match"]
+    edges = list(zip(auto["record_id_1"], auto["record_id_2"], auto["confidence"], strict=True))
+    edges += [(a, b, 2.0) for a, b in snapshot.must_link]
+    ids = column_values(snapshot.features["unique_id"])
+    return cluster(ids, edges, scored.cannot)
+
+
+def plan_golden(golden_of: Mapping[str, str], labels: Mapping[str, str]) -> GoldenPlan:
+    """Stable golden ids: a cluster keeps the golden id holding most of its records."""
+    members: dict[str, list[str]] = defaultdict(list)
+    for record, label in labels.items():
+        members[label].append(record)
+    # biggest claims first: a golden id goes to the cluster holding most of its records
+    claims = []
+    for label, records in members.items():
+        counts = Counter(golden_of[r] for r in records if r in golden_of)
+        for golden, n in counts.items():
+            claims.append((-n, golden, label))
+    claims.sort()
+    owner: dict[str, str] = {}  # cluster label -> golden id
+    taken: set[str] = set()
+    for _, golden, label in claims:
+        if label not in owner and golden not in taken:
+            owner[label] = golden
+            taken.add(golden)
+    new_clusters = sorted(label for label in members if label not in owner)
+    target: dict[str, str] = {}
+    for label, records in members.items():
+        destination = owner.get(label, f"new:{label}")
+        for record in records:
+            if golden_of.get(record) != destination:
+                target[record] = destination
+    # golden ids no cluster kept: merged into where most of their records went, else retired
+    went: dict[str, Counter[str]] = defaultdict(Counter)
+    for record, destination in target.items():
+        if record in golden_of:
+            went[golden_of[record]][destination] += 1
+    emptied = {
+        g: (c.most_common(1)[0][0] if c else None) for g, c in went.items() if g not in taken
+    }
+    return GoldenPlan(target=target, emptied=emptied, new_clusters=new_clusters)
+
+
+# -- writing ----------------------------------------------------------------------------
+def _copy_rows(cur, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:  # type: ignore[no-untyped-def]
+    n = 0
+    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+            n += 1
+    return n
+
+
+def write_run(
+    engine: Engine,
+    job_id: str,
+    snapshot: Snapshot,
+    scored: Scored,
+    plan: GoldenPlan,
+    model: MatchModel,
+    thresholds: MatchThresholds,
+    *,
+    job_type: str = "full_match",
+    actor: str = "pipeline",
+    trust: Mapping[str, float] | None = None,
+    progress: Progress | None = None,
+    before_commit: Callable[[], None] | None = None,
+) -> dict[str, int | float]:
+    """Everything the run decided, in ONE transaction: a run killed half-way leaves the MPI
+    as it was, and running it again starts from the same state."""
+    step = progress or (lambda _stage, _done, _total: None)
+    started = time.perf_counter()
+    raw = _psycopg(engine)
+    try:
+        with raw.cursor() as cur:
+            # one writer of links at a time: lookups of the same records wait for the run
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('batch-run', 0))")
+            cur.execute(
+                "INSERT INTO batch_jobs (job_id, job_type, status, started_at)"
+                " VALUES (%s, %s, 'running', now()) ON CONFLICT (job_id) DO NOTHING",
+                (job_id, job_type),
+            )
+            written = _write_match_results(cur, job_id, scored.pairs, model, thresholds)
+            step("match_results", written, written)
+            new_ids = _create_golden(cur, len(plan.new_clusters))
+            fresh = dict(zip(plan.new_clusters, new_ids, strict=True))
+            destination = {
+                r: fresh[g[4:]] if g.startswith("new:") else g for r, g in plan.target.items()
+            }
+            moved = _move_links(cur, job_id, destination, snapshot.golden_of, actor)
+            step("golden_records", moved, len(destination))
+            emptied = {
+                g: (fresh[d[4:]] if d and d.startswith("new:") else d)
+                for g, d in plan.emptied.items()
+            }
+            _close_golden(cur, job_id, emptied, actor)
+            touched = set(destination.values()) | {
+                snapshot.golden_of[r] for r in destination if r in snapshot.golden_of
+            }
+            touched -= set(emptied)
+            rebuilt = _rebuild_survivorship(cur, sorted(touched), trust or {})
+            queued = _queue_reviews(cur, job_id, thresholds)
+            if before_commit is not None:
+                before_commit()
+        raw.commit()
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+    return {
+        "match_results": written,
+        "golden_created": len(new_ids),
+        "links_moved": moved,
+        "golden_merged": sum(1 for d in emptied.values() if d),
+        "golden_retired": sum(1 for d in emptied.values() if not d),
+        "golden_rebuilt": rebuilt,
+        "reviews_queued": queued,
+        "write_s": round(time.perf_counter() - started, 3),
+    }
+
+
+_DB_DECISION = {
+    "auto_match": "auto_match",
+    "review_required": "review_required",
+    "no_match": "new_identity",
+}
+
+
+def _write_match_results(cur, job_id, pairs, model, thresholds) -> int:  # type: ignore[no-untyped-def]
+    columns = (
+        "source_record_id",
+        "candidate_record_id",
+        "is_match",
+        "confidence",
+        "match_type",
+        "decision",
+        "evidence",
+        "stage",
+        "explanation",
+        "model_version",
+        "thresholds",
+        "job_id",
+    )
+    limits = json.dumps(thresholds.model_dump())
+    rows = (
+        (
+            int(a),
+            int(b),
+            d == "auto_match",
+            min(max(float(c), 0.0), 1.0),
+            mt,
+            _DB_DECISION[d],
+            json.dumps({"rule": rule} if rule else {}),
+            st,
+            ex,
+            model.version,
+            limits,
+            job_id,
+        )
+        for a, b, c, mt, st, d, rule, ex in zip(
+            pairs["record_id_1"].tolist(),
+            pairs["record_id_2"].tolist(),
+            pairs["confidence"].tolist(),
+            pairs["match_type"].tolist(),
+            pairs["stage"].tolist(),
+            pairs["decision"].tolist(),
+            pairs["rule"].tolist(),
+            pairs["explanation"].tolist(),
+            strict=True,
+        )
+    )
+    return _copy_rows(cur, "match_results", columns, rows)
+
+
+def _create_golden(cur, n: int) -> list[str]:  # type: ignore[no-untyped-def]
+    if n == 0:
+        return []
+    cur.execute(
+        "INSERT INTO golden_records (status) SELECT 'active' FROM generate_series(1, %s)"
+        " RETURNING golden_id",
+        (n,),
+    )
+    return [row[0] for row in cur.fetchall()]  # which new id goes to which cluster is free
+
+
+def _move_links(cur, job_id, destination, golden_of, actor) -> int:  # type: ignore[no-untyped-def]
+    if not destination:
+        return 0
+    cur.execute(
+        "CREATE TEMP TABLE moves (record_id bigint PRIMARY KEY, golden_id text) ON COMMIT DROP"
+    )
+    _copy_rows(
+        cur, "moves", ("record_id", "golden_id"), ((int(r), g) for r, g in destination.items())
+    )
+    cur.execute(
+        "INSERT INTO link_history (operation_id, action, source_record_id, old_golden_id,"
+        " new_golden_id, actor, reason, job_id)"
+        " SELECT %s, 'batch', m.record_id, l.golden_id, m.golden_id, %s, 'batch re-match', %s"
+        " FROM moves m LEFT JOIN record_links l ON l.source_record_id = m.record_id",
+        (job_id, actor, job_id),
+    )
+    cur.execute(
+        "INSERT INTO record_links (source_record_id, golden_id, link_type, linked_by)"
+        " SELECT record_id, golden_id, 'auto_match', %s FROM moves"
+        " ON CONFLICT (source_record_id) DO UPDATE SET golden_id = EXCLUDED.golden_id,"
+        " link_type = 'auto_match', linked_by = EXCLUDED.linked_by, linked_at = now()",
+        (actor,),
+    )
+    return len(destination)
+
+
+def _close_golden(cur, job_id, emptied, actor) -> None:  # type: ignore[no-untyped-def]
+    for golden, into in sorted(emptied.items()):
+        cur.execute(
+            "INSERT INTO link_history (operation_id, action, old_golden_id, new_golden_id,"
+            " old_status, actor, reason, job_id)"
+            " SELECT %s, 'batch', golden_id, %s, status, %s, %s, %s FROM golden_records"
+            " WHERE golden_id = %s",
+            (
+                job_id,
+                into,
+                actor,
+                "merged by batch re-match" if into else "no record left",
+                job_id,
+                golden,
+            ),
+        )
+        cur.execute(
+            "UPDATE golden_records SET status = %s, merged_into = %s, demographics = '{}',"
+            " medical_data = '{}', source_count = 0, version = version + 1, updated_at = now()"
+            " WHERE golden_id = %s",
+            ("merged" if into else "retired", into, golden),
+        )
+
+
+def _rebuild_survivorship(cur, golden_ids: list[str], trust: Mapping[str, float]) -> int:  # type: ignore[no-untyped-def]
+    if not golden_ids:
+        return 0
+    cur.execute(
+        "SELECT l.golden_id, s.id, s.source_system, s.external_id, s.demographics,"
+        " s.medical_data, s.received_at, s.updated_at FROM record_links l"
+        " JOIN source_records s ON s.id = l.source_record_id WHERE l.golden_id = ANY(%s)",
+        (golden_ids,),
+    )
+    by_golden: dict[str, list[StoredRecord]] = defaultdict(list)
+    for golden, rid, system, ext, demo, med, received, updated in cur.fetchall():
+        by_golden[golden].append(
+            StoredRecord(rid, system, ext, demo, med, {}, golden, received, updated)
+        )
+    cur.execute(
+        "CREATE TEMP TABLE survived (golden_id text PRIMARY KEY, demographics jsonb,"
+        " medical_data jsonb, source_count int) ON COMMIT DROP"
+    )
+    rows = []
+    for golden in golden_ids:
+        records = by_golden.get(golden, [])
+        demo, med = survive(records, trust)
+        rows.append((golden, json.dumps(demo), json.dumps(med), len(records)))
+    _copy_rows(cur, "survived", ("golden_id", "demographics", "medical_data", "source_count"), rows)
+    cur.execute(
+        "UPDATE golden_records g SET demographics = s.demographics,"
+        " medical_data = s.medical_data, source_count = s.source_count,"
+        " status = CASE WHEN s.source_count = 0 AND g.status = 'active' THEN 'retired'"
+        " ELSE g.status END, version = g.version + 1, updated_at = now()"
+        " FROM survived s WHERE g.golden_id = s.golden_id"
+    )
+    return len(rows)
+
+
+def _queue_reviews(cur, job_id: str, thresholds: MatchThresholds) -> int:  # type: ignore[no-untyped-def]
+    """The review band of this run, for pairs the run left in two golden records and no
+    reviewer has decided: one open item per pair."""
+    span = max(thresholds.auto_match - thresholds.review, 1e-9)
+    cur.execute(
+        "INSERT INTO review_queue (match_result_id, record_id_1, record_id_2, priority)"
+        " SELECT m.id, least(m.source_record_id, m.candidate_record_id),"
+        " greatest(m.source_record_id, m.candidate_record_id),"
+        " 1 + round(9 * least(greatest((m.confidence - %s) / %s, 0), 1))::int"
+        " FROM match_results m"
+        " JOIN record_links a ON a.source_record_id = m.source_record_id"
+        " JOIN record_links b ON b.source_record_id = m.candidate_record_id"
+        " WHERE m.job_id = %s AND m.decision = 'review_required' AND a.golden_id <> b.golden_id"
+        " AND NOT EXISTS (SELECT 1 FROM match_constraints c"
+        "   WHERE c.record_id_1 = least(m.source_record_id, m.candidate_record_id)"
+        "   AND c.record_id_2 = greatest(m.source_record_id, m.candidate_record_id))"
+        " ON CONFLICT (record_id_1, record_id_2) WHERE status <> 'resolved' DO NOTHING",
+        (thresholds.review, span, job_id),
+    )
+    return cur.rowcount
+
+
+def run_full(
+    engine: Engine,
+    model: MatchModel,
+    thresholds: MatchThresholds,
+    adjudicators: Sequence[Adjudicator] = (),
+    *,
+    job_id: str,
+    trust: Mapping[str, float] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Re-match everything: the pipeline's full_match job, as one call."""
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    snapshot = read_snapshot(engine)
+    timings["read_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    scored = score(snapshot, model, thresholds, adjudicators)
+    timings["score_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    plan = plan_golden(snapshot.golden_of, clusters_of(snapshot, scored))
+    timings["cluster_s"] = time.perf_counter() - t
+    written = write_run(
+        engine, job_id, snapshot, scored, plan, model, thresholds, trust=trust, progress=progress
+    )
+    return {
+        "records": len(snapshot.features),
+        **scored.stats,
+        **written,
+        **{k: round(v, 3) for k, v in timings.items()},
+    }

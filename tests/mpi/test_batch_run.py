@@ -1,0 +1,143 @@
+"""Full batch re-matching over the MPI on a real PostgreSQL."""
+
+import pytest
+from sqlalchemy import text
+
+from medmatch.config import MatchThresholds
+from medmatch.data.models import parse_record
+from medmatch.data.features import record_features
+from medmatch.evaluation import cluster_pairwise
+from medmatch.matching.blocking import key_strings
+from medmatch.mpi import batch_run
+from medmatch.mpi.domain import Link
+from medmatch.mpi.services import GoldenRecordService
+
+
+@pytest.fixture
+def landed(uow_factory, synthetic):
+    """Every generated record stored as its own identity (like a first bulk load)."""
+    demo = synthetic.demographics.head(600)
+    med = synthetic.medical.set_index("record_id")
+    ids = {}
+    with uow_factory() as uow:
+        for row in demo.to_dict("records"):
+            body = {
+                "source_system": row["source_system"],
+                "external_id": row["record_id"],
+                "demographics": {
+                    k: v
+                    for k, v in row.items()
+                    if k not in ("record_id", "source_system") and v == v
+                },
+                "medical_data": med.loc[row["record_id"]].to_dict()
+                if row["record_id"] in med.index
+                else {},
+            }
+            record, _ = parse_record(body, lenient=True)
+            feats = record_features(record.model_copy(update={"record_id": "x"}))
+            stored, _ = uow.records.upsert(
+                record.source_system,
+                record.external_id,
+                record.demographics.model_dump(mode="json", exclude_none=True),
+                record.medical_data.model_dump(mode="json"),
+                feats,
+            )
+            uow.records.replace_keys(stored.id, key_strings(feats))
+            golden = uow.golden.create()
+            uow.golden.set_link(Link(stored.id, golden.golden_id, "new_identity"))
+            ids[str(stored.id)] = row["record_id"]
+        uow.commit()
+    truth = dict(zip(synthetic.truth["record_id"], synthetic.truth["person_id"], strict=True))
+    return {sid: truth[rid] for sid, rid in ids.items()}
+
+
+def _links(engine):
+    with engine.connect() as conn:
+        return dict(
+            conn.execute(text("SELECT source_record_id::text, golden_id FROM record_links")).all()
+        )
+
+
+def test_full_run_matches_and_a_rerun_changes_nothing(engine, landed, trained):
+    thresholds = MatchThresholds()
+    stats = batch_run.run_full(engine, trained, thresholds, job_id="run-1")
+    assert stats["records"] == 600 and stats["links_moved"] > 20
+    links = _links(engine)
+    f1 = cluster_pairwise(links, landed).f1
+    assert f1 > 0.95
+    again = batch_run.run_full(engine, trained, thresholds, job_id="run-2")
+    assert again["links_moved"] == 0 and again["golden_created"] == 0
+    assert _links(engine) == links  # golden ids are stable
+    with engine.connect() as conn:
+        active = conn.execute(
+            text("SELECT count(*) FROM golden_records WHERE status = 'active'")
+        ).scalar_one()
+        assert active == len(set(links.values()))
+        merged = conn.execute(
+            text(
+                "SELECT count(*) FROM golden_records WHERE status = 'merged'"
+                " AND merged_into IS NOT NULL"
+            )
+        ).scalar_one()
+        assert merged == 600 - active
+        batch = conn.execute(
+            text("SELECT count(*) FROM link_history WHERE action = 'batch' AND job_id = 'run-1'")
+        ).scalar_one()
+        assert batch >= stats["links_moved"]
+
+
+def test_reviewer_decisions_survive_a_full_rerun(engine, landed, trained, uow_factory):
+    batch_run.run_full(engine, trained, MatchThresholds(), job_id="run-1")
+    links = _links(engine)
+    by_golden = {}
+    for record, golden in links.items():
+        by_golden.setdefault(golden, []).append(record)
+    big = next(g for g, rs in by_golden.items() if len(rs) >= 2)
+    moved = int(by_golden[big][0])
+    others = [g for g in by_golden if g != big][:2]
+    golden = GoldenRecordService(uow_factory)
+    split = golden.split(big, [moved], actor="clerk")
+    merged = golden.merge(others, actor="clerk")
+    batch_run.run_full(engine, trained, MatchThresholds(), job_id="run-2")
+    after = _links(engine)
+    assert after[str(moved)] != after[by_golden[big][1]]  # the split holds
+    first, second = (by_golden[g][0] for g in others)
+    assert after[first] == after[second]  # the merge holds
+    assert split.golden_ids and merged.golden_ids
+
+
+def test_a_run_killed_before_commit_changes_nothing(engine, landed, trained):
+    before = _links(engine)
+    snapshot = batch_run.read_snapshot(engine)
+    scored = batch_run.score(snapshot, trained, MatchThresholds())
+    plan = batch_run.plan_golden(snapshot.golden_of, batch_run.clusters_of(snapshot, scored))
+
+    def die():
+        raise KeyboardInterrupt  # the process is stopped while writing golden records
+
+    with pytest.raises(KeyboardInterrupt):
+        batch_run.write_run(
+            engine, "run-x", snapshot, scored, plan, trained, MatchThresholds(), before_commit=die
+        )
+    assert _links(engine) == before
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM match_results")).scalar_one() == 0
+    stats = batch_run.run_full(engine, trained, MatchThresholds(), job_id="run-y")
+    assert stats["links_moved"] > 0
+    with engine.connect() as conn:
+        unlinked = conn.execute(
+            text(
+                "SELECT count(*) FROM source_records s LEFT JOIN record_links l"
+                " ON l.source_record_id = s.id WHERE l.golden_id IS NULL"
+            )
+        ).scalar_one()
+        assert unlinked == 0
+
+
+def test_plan_keeps_the_golden_id_holding_most_records():
+    golden_of = {"1": "GR-1", "2": "GR-1", "3": "GR-2", "4": "GR-3"}
+    plan = batch_run.plan_golden(golden_of, {"1": "a", "2": "a", "3": "a", "4": "b"})
+    assert plan.target == {"3": "GR-1"} and plan.emptied == {"GR-2": "GR-1"}
+    split = batch_run.plan_golden(golden_of, {"1": "a", "2": "c", "3": "b", "4": "b"})
+    assert split.new_clusters == ["c"] and split.target == {"2": "new:c", "4": "GR-2"}
+    assert split.emptied == {"GR-3": "GR-2"}
