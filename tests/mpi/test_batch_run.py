@@ -4,8 +4,8 @@ import pytest
 from sqlalchemy import text
 
 from medmatch.config import MatchThresholds
-from medmatch.data.models import parse_record
 from medmatch.data.features import record_features
+from medmatch.data.models import parse_record
 from medmatch.evaluation import cluster_pairwise
 from medmatch.matching.blocking import key_strings
 from medmatch.mpi import batch_run
