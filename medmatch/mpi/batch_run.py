@@ -228,13 +228,41 @@ def _copy_rows(cur, table: str, columns: Sequence[str], rows: Iterable[Sequence[
     return n
 
 
-def write_run(
+def _register_job(cur, job_id: str, job_type: str) -> None:  # type: ignore[no-untyped-def]
+    cur.execute(
+        "INSERT INTO batch_jobs (job_id, job_type, status, started_at)"
+        " VALUES (%s, %s, 'running', now()) ON CONFLICT (job_id) DO NOTHING",
+        (job_id, job_type),
+    )
+
+
+def write_match_results(
+    engine: Engine,
+    job_id: str,
+    scored: Scored,
+    model: MatchModel,
+    thresholds: MatchThresholds,
+    *,
+    job_type: str = "full_match",
+) -> int:
+    """Every decided pair of the run at or above the floor, with the model version and the
+    thresholds that decided it (one transaction; COPY)."""
+    raw = _psycopg(engine)
+    try:
+        with raw.cursor() as cur:
+            _register_job(cur, job_id, job_type)
+            written = _write_match_results(cur, job_id, scored.pairs, model, thresholds)
+        raw.commit()
+    finally:
+        raw.close()
+    return written
+
+
+def write_golden(
     engine: Engine,
     job_id: str,
     snapshot: Snapshot,
-    scored: Scored,
     plan: GoldenPlan,
-    model: MatchModel,
     thresholds: MatchThresholds,
     *,
     job_type: str = "full_match",
@@ -243,8 +271,8 @@ def write_run(
     progress: Progress | None = None,
     before_commit: Callable[[], None] | None = None,
 ) -> dict[str, int | float]:
-    """Everything the run decided, in ONE transaction: a run killed half-way leaves the MPI
-    as it was, and running it again starts from the same state."""
+    """Links, golden records, survivorship and the review band, in ONE transaction: a run
+    killed half-way leaves the MPI as it was, and running it again starts from there."""
     step = progress or (lambda _stage, _done, _total: None)
     started = time.perf_counter()
     raw = _psycopg(engine)
@@ -252,13 +280,7 @@ def write_run(
         with raw.cursor() as cur:
             # one writer of links at a time: lookups of the same records wait for the run
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('batch-run', 0))")
-            cur.execute(
-                "INSERT INTO batch_jobs (job_id, job_type, status, started_at)"
-                " VALUES (%s, %s, 'running', now()) ON CONFLICT (job_id) DO NOTHING",
-                (job_id, job_type),
-            )
-            written = _write_match_results(cur, job_id, scored.pairs, model, thresholds)
-            step("match_results", written, written)
+            _register_job(cur, job_id, job_type)
             new_ids = _create_golden(cur, len(plan.new_clusters))
             fresh = dict(zip(plan.new_clusters, new_ids, strict=True))
             destination = {
@@ -286,7 +308,6 @@ def write_run(
     finally:
         raw.close()
     return {
-        "match_results": written,
         "golden_created": len(new_ids),
         "links_moved": moved,
         "golden_merged": sum(1 for d in emptied.values() if d),
@@ -488,12 +509,14 @@ def run_full(
     t = time.perf_counter()
     plan = plan_golden(snapshot.golden_of, clusters_of(snapshot, scored))
     timings["cluster_s"] = time.perf_counter() - t
-    written = write_run(
-        engine, job_id, snapshot, scored, plan, model, thresholds, trust=trust, progress=progress
+    results = write_match_results(engine, job_id, scored, model, thresholds)
+    written = write_golden(
+        engine, job_id, snapshot, plan, thresholds, trust=trust, progress=progress
     )
     return {
         "records": len(snapshot.features),
         **scored.stats,
+        "match_results": results,
         **written,
         **{k: round(v, 3) for k, v in timings.items()},
     }

@@ -116,12 +116,13 @@ def test_a_run_killed_before_commit_changes_nothing(engine, landed, trained):
         raise KeyboardInterrupt  # the process is stopped while writing golden records
 
     with pytest.raises(KeyboardInterrupt):
-        batch_run.write_run(
-            engine, "run-x", snapshot, scored, plan, trained, MatchThresholds(), before_commit=die
+        batch_run.write_golden(
+            engine, "run-x", snapshot, plan, MatchThresholds(), before_commit=die
         )
     assert _links(engine) == before
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM match_results")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM link_history")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM batch_jobs")).scalar_one() == 0
     stats = batch_run.run_full(engine, trained, MatchThresholds(), job_id="run-y")
     assert stats["links_moved"] > 0
     with engine.connect() as conn:
