@@ -153,6 +153,16 @@ def score(
     pairs, cannot = decide_pairs(
         predicted, snapshot.features, model, thresholds, adjudicators, tally
     )
+    return constrain(snapshot, pairs, cannot, tally.stats(adjudicators))
+
+
+def constrain(
+    snapshot: Snapshot,
+    pairs: pd.DataFrame,
+    cannot: list[tuple[str, str]],
+    ai_stats: Mapping[str, int],
+) -> Scored:
+    """Reviewers' cannot-links over the decided pairs: such a pair is never a match."""
     forbidden = {tuple(sorted(p)) for p in snapshot.cannot_link}
     if forbidden and len(pairs):
         keys = [
@@ -168,7 +178,7 @@ def score(
         "auto_match": int((pairs["decision"] == "auto_match").sum()),
         "review_required": int((pairs["decision"] == "review_required").sum()),
         "hard_negatives": len(cannot),
-        **tally.stats(adjudicators),
+        **ai_stats,
     }
     return Scored(pairs=pairs, cannot=cannot + list(snapshot.cannot_link), stats=stats)
 
