@@ -1,0 +1,91 @@
+"""A run made through `medmatch pipeline run` shows in the Dagster webserver (GraphQL)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from medmatch.cli import app
+from medmatch.config import get_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+QUERY = "{ runsOrError { ... on Runs { results { runId jobName status } } } }"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _graphql(port: int) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": QUERY}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_the_demo_run_is_visible_in_the_ui(tmp_path, monkeypatch, database_url, synthetic):
+    home = tmp_path / "dagster"
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
+    monkeypatch.chdir(tmp_path)  # models and Dagster's storage land here
+    get_settings.cache_clear()
+    synthetic.write(tmp_path / "landing")
+    try:
+        ran = CliRunner().invoke(
+            app,
+            ["pipeline", "run", "--landing", str(tmp_path / "landing"), "--adjudicator", "offline"],
+        )
+        assert ran.exit_code == 0, ran.output
+        assert "golden records (active)" in ran.output
+        env_out = CliRunner().invoke(app, ["pipeline", "env"]).output
+    finally:
+        get_settings.cache_clear()
+    environ = dict(os.environ)
+    for line in env_out.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        environ[key] = value.strip("'")
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dagster_webserver",
+            "-w",
+            str(ROOT / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        answer = None
+        while time.monotonic() < deadline:
+            try:
+                answer = _graphql(port)
+                break
+            except OSError:
+                time.sleep(1)
+        assert answer is not None, "the webserver did not answer"
+        runs = answer["data"]["runsOrError"]["results"]
+        assert any(r["jobName"] == "full_match" and r["status"] == "SUCCESS" for r in runs)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
