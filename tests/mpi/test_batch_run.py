@@ -106,7 +106,12 @@ def test_reviewer_decisions_survive_a_full_rerun(engine, landed, trained, uow_fa
     assert split.golden_ids and merged.golden_ids
 
 
-def test_a_run_killed_before_commit_changes_nothing(engine, landed, trained):
+def test_a_run_killed_before_commit_changes_nothing(engine, landed, trained, uow_factory):
+    # a reviewer decision made before the run: two records kept apart
+    first, second = sorted(landed, key=int)[:2]
+    with uow_factory() as uow:
+        uow.matches.add_constraint(int(first), int(second), "cannot_link", "clerk")
+        uow.commit()
     before = _links(engine)
     snapshot = batch_run.read_snapshot(engine)
     scored = batch_run.score(snapshot, trained, MatchThresholds())
@@ -125,7 +130,10 @@ def test_a_run_killed_before_commit_changes_nothing(engine, landed, trained):
         assert conn.execute(text("SELECT count(*) FROM batch_jobs")).scalar_one() == 0
     stats = batch_run.run_full(engine, trained, MatchThresholds(), job_id="run-y")
     assert stats["links_moved"] > 0
+    after = _links(engine)
+    assert after[first] != after[second]  # the reviewer's decision holds
     with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM match_constraints")).scalar_one() == 1
         unlinked = conn.execute(
             text(
                 "SELECT count(*) FROM source_records s LEFT JOIN record_links l"

@@ -83,3 +83,43 @@ def test_sensor_requests_a_run_for_new_files(database_url, tmp_path, landed):
     schedule = defs.resolve_schedule_def("nightly_full_match")
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+
+
+@pytest.mark.parametrize("mode", ["error", "malformed"])
+def test_an_ollama_down_or_talking_nonsense_sends_pairs_to_review(
+    database_url, tmp_path, landed, uow_factory, engine, monkeypatch, mode
+):
+    from medmatch.config import get_settings
+    from tests.fakes.ollama_server import FakeOllama
+
+    with FakeOllama() as server:
+        server.mode = mode
+        monkeypatch.setenv("OLLAMA_BASE_URL", server.url)
+        monkeypatch.setenv("MEDMATCH_OLLAMA_TIMEOUT_S", "1")
+        get_settings.cache_clear()
+        try:
+            defs = make_definitions(
+                database=MPIDatabase(url=database_url),
+                adjudicators=Adjudicators(kind="ollama"),
+                models=ModelStore(directory=str(tmp_path / "models")),
+                landing=Landing(directory=str(landed)),
+            )
+            result = defs.resolve_job_def("full_match").execute_in_process(
+                instance=dg.DagsterInstance.ephemeral()
+            )
+        finally:
+            get_settings.cache_clear()
+        assert result.success and server.requests
+    meta = result.asset_materializations_for_node("ai_adjudications")[0].metadata
+    assert meta["ai_ollama_failed"].value == meta["ai_ollama_asked"].value > 0
+    with engine.connect() as conn:
+        failed = (
+            conn.execute(
+                text(
+                    "SELECT decision FROM match_results WHERE explanation LIKE '%AI adjudication failed%'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert failed and set(failed) == {"review_required"}
