@@ -31,6 +31,10 @@ class SourceRecordRepository(abc.ABC):
     def get(self, record_id: int) -> StoredRecord | None: ...
 
     @abc.abstractmethod
+    def find(self, source_system: str, external_id: str) -> StoredRecord | None:
+        """The record a source system knows by this id, if stored."""
+
+    @abc.abstractmethod
     def get_many(self, record_ids: Iterable[int]) -> list[StoredRecord]: ...
 
     @abc.abstractmethod

@@ -203,6 +203,17 @@ class FileSourceRecords(_Repository, base.SourceRecordRepository):
         row = self.s["records"].get(str(record_id))
         return self._record(row) if row else None
 
+    def find(self, source_system: str, external_id: str) -> StoredRecord | None:
+        row = next(
+            (
+                r
+                for r in self.s["records"].values()
+                if r["source_system"] == source_system and r["external_id"] == external_id
+            ),
+            None,
+        )
+        return self._record(row) if row else None
+
     def get_many(self, record_ids: Iterable[int]) -> list[StoredRecord]:
         rows = (self.s["records"].get(str(i)) for i in sorted(set(record_ids)))
         return [self._record(r) for r in rows if r]

@@ -83,6 +83,15 @@ class SqlSourceRecords(base.SourceRecordRepository):
         ).one_or_none()
         return _record(row) if row else None
 
+    def find(self, source_system: str, external_id: str) -> StoredRecord | None:
+        row = self.session.execute(
+            _records_query().where(
+                t.SourceRecord.source_system == source_system,
+                t.SourceRecord.external_id == external_id,
+            )
+        ).one_or_none()
+        return _record(row) if row else None
+
     def get_many(self, record_ids: Iterable[int]) -> list[StoredRecord]:
         ids = list(record_ids)
         if not ids:

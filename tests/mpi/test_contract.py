@@ -498,3 +498,10 @@ def test_references_must_exist(backend, write):
 def test_saving_a_review_item_that_does_not_exist_fails(backend):
     with backend() as uow, pytest.raises(NotFoundError):
         uow.reviews.save(Review(id=999, record_id_1=1, record_id_2=2, priority=5, status="pending"))
+
+
+def test_find_by_source_identity(backend):
+    with backend() as uow:
+        record, _ = uow.records.upsert("EHR", "7", {"name_last": "Garcia"}, {}, {})
+        assert uow.records.find("EHR", "7").id == record.id
+        assert uow.records.find("EHR", "8") is None and uow.records.find("LAB", "7") is None

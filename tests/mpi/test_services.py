@@ -178,3 +178,23 @@ def test_a_non_match_confirmed_on_linked_records_splits_them(services, trained, 
     )
     with pytest.raises(ConflictError):
         review.resolve(item.id, "alice", "confirmed_match")  # resolved already
+
+
+def test_an_unchanged_resend_changes_nothing(services, engine):
+    from sqlalchemy import text
+
+    matching, _, _ = services
+    first = matching.lookup(_record("EHR", "1"))
+    matching.lookup(_record("LAB", "2"))
+
+    def rows():
+        with engine.connect() as conn:
+            return [
+                conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                for t in ("match_results", "link_history", "golden_records")
+            ]
+
+    before = rows()
+    again = matching.lookup(_record("EHR", "1"))
+    assert again.golden_record_id == first.golden_record_id and not again.created
+    assert again.candidates_scored == 0 and rows() == before

@@ -103,6 +103,15 @@ class MatchingService:
         )
         with self.uow_factory() as uow:
             uow.lock([f"key:{k}" for k in keys] + identity)
+            if record.external_id is not None:
+                known = uow.records.find(record.source_system, record.external_id)
+                if (
+                    known is not None
+                    and known.golden_id is not None
+                    and (known.demographics == demographics and known.medical_data == medical)
+                ):
+                    # the same record sent again, unchanged: its decision stands, nothing new
+                    return self._unchanged(uow, known)
             stored, created = uow.records.upsert(
                 record.source_system, record.external_id, demographics, medical, features
             )
@@ -204,6 +213,25 @@ class MatchingService:
             created=created,
             candidates_scored=len(scored),
             review_ids=reviews,
+            model_version=self.matcher.model.version,
+        )
+
+    def _unchanged(self, uow: AbstractUnitOfWork, known: StoredRecord) -> LookupResult:
+        link = uow.golden.link_of(known.id)
+        assert link is not None and known.golden_id is not None
+        return LookupResult(
+            decision=DB_DECISION[Decision.NO_MATCH]
+            if link.link_type == "new_identity"
+            else "auto_match",
+            source_record_id=known.id,
+            golden_record_id=known.golden_id,
+            confidence=link.confidence if link.confidence is not None else 1.0,
+            match_type="exact",
+            stage="rules",
+            explanation="Rule same_source_record: sent again unchanged; its link stands",
+            created=False,
+            candidates_scored=0,
+            review_ids=[],
             model_version=self.matcher.model.version,
         )
 
