@@ -1,9 +1,20 @@
-"""The code location: one Definitions with the assets, checks, jobs, schedules and sensor."""
+"""The code location: one Definitions with the assets, checks, jobs, schedules and sensor.
+
+full_match re-matches everything (nightly schedule); incremental_match matches one landing
+batch against the index (a sensor on the landing folder, a 15-minute schedule). All are off
+by default; an operator turns them on in the UI (`make ui`).
+"""
 
 import dagster as dg
 
 from medmatch_pipeline.assets import ASSETS
 from medmatch_pipeline.checks import CHECKS
+from medmatch_pipeline.incremental import (
+    incremental_every_15_minutes,
+    incremental_match,
+    landing_batch_matches,
+    new_landing_files,
+)
 from medmatch_pipeline.resources import Adjudicators, Landing, ModelStore, MPIDatabase
 
 full_match = dg.define_asset_job(
@@ -20,20 +31,6 @@ nightly_full_match = dg.ScheduleDefinition(
 )
 
 
-@dg.sensor(
-    job=full_match, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED
-)
-def new_landing_files(context: dg.SensorEvaluationContext, landing: Landing):  # type: ignore[no-untyped-def]
-    """A run when landing files appear or change (the cursor is the newest file seen)."""
-    files = landing.files()
-    stamps = sorted(f"{p.stat().st_mtime_ns}:{p.name}" for p in files)
-    newest = stamps[-1] if stamps else ""
-    if not newest or newest <= (context.cursor or ""):
-        return dg.SkipReason("no new landing file")
-    context.update_cursor(newest)
-    return dg.RunRequest(run_key=newest)
-
-
 def make_definitions(**resources: dg.ConfigurableResource) -> dg.Definitions:
     """The code location; tests and the demo pass their own resources."""
     defaults: dict[str, dg.ConfigurableResource] = {
@@ -43,10 +40,10 @@ def make_definitions(**resources: dg.ConfigurableResource) -> dg.Definitions:
         "landing": Landing(),
     }
     return dg.Definitions(
-        assets=ASSETS,
+        assets=[*ASSETS, landing_batch_matches],
         asset_checks=CHECKS,
-        jobs=[full_match],
-        schedules=[nightly_full_match],
+        jobs=[full_match, incremental_match],
+        schedules=[nightly_full_match, incremental_every_15_minutes],
         sensors=[new_landing_files],
         resources=defaults | resources,
     )

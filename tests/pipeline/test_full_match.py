@@ -68,23 +68,6 @@ def test_full_match_job(database_url, tmp_path, landed, uow_factory, engine, syn
     assert materialised.metadata["links_moved"].value == 0
 
 
-def test_sensor_requests_a_run_for_new_files(database_url, tmp_path, landed):
-    defs = _defs(database_url, tmp_path, landed)
-    sensor = defs.resolve_sensor_def("new_landing_files")
-    landing = Landing(directory=str(landed))
-    first = sensor(dg.build_sensor_context(resources={"landing": landing}))
-    requests = list(first) if not isinstance(first, dg.RunRequest) else [first]
-    assert requests and isinstance(requests[0], dg.RunRequest)
-    cursor = requests[0].run_key
-    skipped = sensor(dg.build_sensor_context(cursor=cursor, resources={"landing": landing}))
-    assert isinstance(skipped, dg.SkipReason)
-    empty = Landing(directory=str(tmp_path / "nothing"))
-    assert isinstance(sensor(dg.build_sensor_context(resources={"landing": empty})), dg.SkipReason)
-    schedule = defs.resolve_schedule_def("nightly_full_match")
-    assert schedule.cron_schedule == "0 2 * * *"
-    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-
-
 @pytest.mark.parametrize("mode", ["error", "malformed"])
 def test_an_ollama_down_or_talking_nonsense_sends_pairs_to_review(
     database_url, tmp_path, landed, uow_factory, engine, monkeypatch, mode
