@@ -143,8 +143,8 @@ def match_model(
     settings = get_settings()
     features = match_snapshot.features
     current = models.current() or MatchModel.default()
-    if len(features) < settings.min_records_to_train:
-        context.log.info("too few records to train: the current model stays")
+    if not models.retrain or len(features) < settings.min_records_to_train:
+        context.log.info("no retraining (too few records, or retrain off): the model stays")
         return dg.Output(current, metadata={"version": current.version, "trained": False})
     labels = _labelled(database)
     known = set(features["unique_id"].astype(str))

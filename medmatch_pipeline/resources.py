@@ -58,6 +58,8 @@ class ModelStore(dg.ConfigurableResource):
     """Versioned model JSON files; `current.json` is the promoted one."""
 
     directory: str = ".medmatch/models"
+    # False: every run uses the promoted model (or the shipped one) and never retrains
+    retrain: bool = True
 
     def current(self) -> MatchModel | None:
         path = Path(self.directory) / "current.json"

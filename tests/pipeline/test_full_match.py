@@ -11,17 +11,28 @@ from medmatch_pipeline.resources import Adjudicators, Landing, ModelStore, MPIDa
 
 @pytest.fixture
 def landed(tmp_path, synthetic):
+    """A landing folder with 1,200 generated records (demographics + medical)."""
     folder = tmp_path / "landing"
-    paths = synthetic.write(folder)
-    assert paths["demographics"].parent == folder
+    folder.mkdir()
+    demo = synthetic.demographics.head(1200)
+    demo.to_csv(folder / "demographics.csv", index=False)
+    medical = synthetic.medical[synthetic.medical["record_id"].isin(demo["record_id"])]
+    medical.to_csv(folder / "medical.csv", index=False)
     return folder
 
 
-def _defs(database_url, tmp_path, landing):
+def _models(tmp_path, trained, *, retrain=False):
+    """A model store whose promoted model is the session's trained one."""
+    store = ModelStore(directory=str(tmp_path / "models"), retrain=retrain)
+    store.save(trained, promote=True)
+    return store
+
+
+def _defs(database_url, tmp_path, landing, models):
     return make_definitions(
         database=MPIDatabase(url=database_url),
         adjudicators=Adjudicators(kind="offline"),
-        models=ModelStore(directory=str(tmp_path / "models")),
+        models=models,
         landing=Landing(directory=str(landing)),
     )
 
@@ -38,8 +49,9 @@ def _links(engine):
         )
 
 
-def test_full_match_job(database_url, tmp_path, landed, uow_factory, engine, synthetic):
-    defs = _defs(database_url, tmp_path, landed)
+def test_full_match_job(database_url, tmp_path, landed, uow_factory, engine, synthetic, trained):
+    # this one retrains: 1,200 records are above MEDMATCH_MIN_RECORDS_TO_TRAIN
+    defs = _defs(database_url, tmp_path, landed, _models(tmp_path, trained, retrain=True))
     instance = dg.DagsterInstance.ephemeral()
     job = defs.resolve_job_def("full_match")
     result = job.execute_in_process(instance=instance)
@@ -47,7 +59,7 @@ def test_full_match_job(database_url, tmp_path, landed, uow_factory, engine, syn
     checks = list(result.get_asset_check_evaluations())
     assert checks and all(c.passed for c in checks)
     links = _links(engine)
-    assert len(links) == len(synthetic.demographics)
+    assert len(links) == 1200
     truth = dict(zip(synthetic.truth["record_id"], synthetic.truth["person_id"], strict=True))
     assert cluster_pairwise(links, truth).f1 > 0.97
     # progress events a reader can poll with a cursor
@@ -62,6 +74,8 @@ def test_full_match_job(database_url, tmp_path, landed, uow_factory, engine, syn
     }
     assert {"source_records", "pairwise_scores", "golden_records"} <= stages
     # the same files again: nothing changes
+    model = result.asset_materializations_for_node("match_model")[0].metadata
+    assert model["promoted"].value is True and "level_weights" in model
     again = job.execute_in_process(instance=instance)
     assert again.success and _links(engine) == links
     materialised = again.asset_materializations_for_node("golden_records")[0]
@@ -70,7 +84,7 @@ def test_full_match_job(database_url, tmp_path, landed, uow_factory, engine, syn
 
 @pytest.mark.parametrize("mode", ["error", "malformed"])
 def test_an_ollama_down_or_talking_nonsense_sends_pairs_to_review(
-    database_url, tmp_path, landed, uow_factory, engine, monkeypatch, mode
+    database_url, tmp_path, landed, uow_factory, engine, monkeypatch, mode, trained
 ):
     from medmatch.config import get_settings
     from tests.fakes.ollama_server import FakeOllama
@@ -84,7 +98,7 @@ def test_an_ollama_down_or_talking_nonsense_sends_pairs_to_review(
             defs = make_definitions(
                 database=MPIDatabase(url=database_url),
                 adjudicators=Adjudicators(kind="ollama"),
-                models=ModelStore(directory=str(tmp_path / "models")),
+                models=_models(tmp_path, trained),
                 landing=Landing(directory=str(landed)),
             )
             result = defs.resolve_job_def("full_match").execute_in_process(

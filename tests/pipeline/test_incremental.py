@@ -13,8 +13,8 @@ from medmatch_pipeline.resources import Adjudicators, Landing, ModelStore, MPIDa
 def batches(tmp_path, synthetic):
     folder = tmp_path / "landing"
     folder.mkdir()
-    demo, med = synthetic.demographics.head(1200), synthetic.medical
-    for i, part in enumerate((demo.iloc[:700], demo.iloc[700:])):
+    demo, med = synthetic.demographics.head(700), synthetic.medical
+    for i, part in enumerate((demo.iloc[:400], demo.iloc[400:])):
         part.to_csv(folder / f"batch{i + 1}_demographics.csv", index=False)
         med[med["record_id"].isin(part["record_id"])].to_csv(
             folder / f"batch{i + 1}_medical.csv", index=False
@@ -40,12 +40,14 @@ def _count(engine, sql):
 
 
 def test_sensor_partitions_incremental_runs_and_a_full_rerun(
-    database_url, tmp_path, batches, uow_factory, engine, synthetic
+    database_url, tmp_path, batches, uow_factory, engine, synthetic, trained
 ):
+    models = ModelStore(directory=str(tmp_path / "models"), retrain=False)
+    models.save(trained, promote=True)
     defs = make_definitions(
         database=MPIDatabase(url=database_url),
         adjudicators=Adjudicators(kind="offline"),
-        models=ModelStore(directory=str(tmp_path / "models")),
+        models=models,
         landing=Landing(directory=str(batches)),
     )
     with dg.instance_for_test() as instance:
@@ -67,7 +69,7 @@ def _run(defs, instance, batches, engine, synthetic):
     for key in keys:
         assert job.execute_in_process(instance=instance, partition_key=key).success
     links = _links(engine)
-    assert len(links) == 1200
+    assert len(links) == 700
     truth = dict(zip(synthetic.truth["record_id"], synthetic.truth["person_id"], strict=True))
     incremental_f1 = cluster_pairwise(links, truth).f1
     assert incremental_f1 > 0.95

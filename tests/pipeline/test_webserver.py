@@ -40,8 +40,11 @@ def test_the_demo_run_is_visible_in_the_ui(tmp_path, monkeypatch, database_url, 
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
     monkeypatch.chdir(tmp_path)  # models and Dagster's storage land here
+    monkeypatch.setenv("MEDMATCH_MIN_RECORDS_TO_TRAIN", "1000000")  # the shipped model
     get_settings.cache_clear()
-    synthetic.write(tmp_path / "landing")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    synthetic.demographics.head(500).to_csv(landing / "demographics.csv", index=False)
     try:
         ran = CliRunner().invoke(
             app,
