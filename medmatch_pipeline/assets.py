@@ -61,12 +61,20 @@ def source_records(
         demographics, _ = io.read_demographics(path)
         medical_path = landing.medical_for(path)
         medical = io.read_medical(medical_path)[0] if medical_path else None
-        counts = land(
-            database.uow_factory(),
-            demographics,
-            medical,
-            phone_region=get_settings().default_phone_region,
-        )
+        if _count(database, "SELECT count(*) FROM source_records") == 0:
+            # an empty MPI: the COPY-based bulk load (each record its own identity until
+            # golden_records matches them)
+            from medmatch.mpi.bulk import load_records
+
+            loaded = load_records(database.engine(), demographics, medical)
+            counts = {"new": loaded["records"], "updated": 0, "rejected": loaded["rejected"]}
+        else:
+            counts = land(
+                database.uow_factory(),
+                demographics,
+                medical,
+                phone_region=get_settings().default_phone_region,
+            )
         totals["files"] += 1
         for key in ("new", "updated", "rejected"):
             totals[key] += counts[key]

@@ -1,0 +1,195 @@
+"""The full_match pipeline beside raw Splink, on the same generated data, in one run.
+
+For each size: generate a population (seed 20261201, as bench_matching.py), write it as one
+landing file, then in separate processes (wall time and peak RSS by measure.py):
+
+- MedMatch: a fresh migrated database, `full_match` materialised in-process (landing with
+  the bulk loader into the empty MPI, training, Splink predict, rules, offline adjudicator,
+  match_results, golden records, checks), per-asset times from Dagster's step stats, F1 of
+  the golden records against the ground truth;
+- raw Splink (`plain_splink.py`): train + predict + cluster on the same CSV.
+
+    python benchmarks/pipeline.py --sizes 10000 100000 1000000
+
+PostgreSQL: DATABASE_URL, else an embedded server in a temporary folder. Results go to
+benchmarks/results/pipeline.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = 20261201
+RECORDS_PER_PERSON = 2.27
+
+
+def _measure(work: Path, label: str, *args: str, env: dict | None = None) -> dict:
+    out = work / f"{label}.measure.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks/measure.py"), str(out), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=work)
+    if proc.returncode != 0:
+        print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+    return json.loads(out.read_text())
+
+
+def child(landing: Path, out: Path) -> None:
+    """Run full_match once on DATABASE_URL and write step times, counts and F1."""
+    import dagster as dg
+    from sqlalchemy import text
+
+    from medmatch.evaluation import cluster_pairwise
+    from medmatch.mpi import migrate
+    from medmatch.mpi.database import database_url
+    from medmatch_pipeline.definitions import make_definitions
+    from medmatch_pipeline.resources import Adjudicators, Landing, ModelStore, MPIDatabase
+
+    migrate.upgrade(database_url())
+    defs = make_definitions(
+        landing=Landing(directory=str(landing)),
+        adjudicators=Adjudicators(kind="offline"),
+        models=ModelStore(directory=str(out.parent / "models")),
+        database=MPIDatabase(),
+    )
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    instance = dg.DagsterInstance.ephemeral()
+    result = defs.resolve_job_def("full_match").execute_in_process(
+        instance=instance, run_config=quiet
+    )
+    steps = {
+        s.step_key: round((s.end_time or 0) - (s.start_time or 0), 2)
+        for s in instance.get_run_step_stats(result.run_id)
+    }
+    with MPIDatabase().engine().connect() as conn:
+        links = dict(
+            conn.execute(
+                text(
+                    "SELECT s.external_id, l.golden_id FROM record_links l"
+                    " JOIN source_records s ON s.id = l.source_record_id"
+                )
+            ).all()
+        )
+    truth = pd.read_csv(landing.parent / "truth.csv", dtype=str)
+    truth_map = dict(zip(truth["record_id"], truth["person_id"], strict=True))
+    metrics = cluster_pairwise(links, truth_map)
+    out.write_text(
+        json.dumps(
+            {
+                "success": result.success,
+                "steps_s": steps,
+                "golden_records": len(set(links.values())),
+                "precision": round(metrics.precision, 4),
+                "recall": round(metrics.recall, 4),
+                "f1": round(metrics.f1, 4),
+            }
+        )
+    )
+
+
+def _plain_f1(clusters_csv: Path, truth: pd.DataFrame) -> float:
+    from medmatch.evaluation import cluster_pairwise
+
+    plain = pd.read_csv(clusters_csv, dtype=str)
+    clusters = dict(zip(plain["record_id"], plain["cluster_id"], strict=True))
+    truth_map = dict(zip(truth["record_id"], truth["person_id"], strict=True))
+    return round(cluster_pairwise(clusters, truth_map).f1, 4)
+
+
+def bench_size(records: int, work: Path, server_url: str) -> dict:
+    import psycopg
+
+    from medmatch.data.synthetic import generate
+    from medmatch_pipeline.instance import with_database
+
+    data = generate(round(records / RECORDS_PER_PERSON), seed=SEED)
+    landing = work / "landing"
+    landing.mkdir(parents=True)
+    data.demographics.to_csv(landing / "demographics.csv", index=False)
+    data.medical.to_csv(landing / "medical.csv", index=False)
+    data.truth.to_csv(work / "truth.csv", index=False)
+    name = f"mm_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    env = dict(os.environ, DATABASE_URL=with_database(server_url, name))
+    try:
+        ours = _measure(
+            work, "medmatch", __file__, "--child", str(landing), str(work / "child.json"), env=env
+        )
+        ours |= json.loads((work / "child.json").read_text())
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    plain = _measure(
+        work,
+        "splink",
+        str(ROOT / "benchmarks/plain_splink.py"),
+        str(landing / "demographics.csv"),
+        str(work / "plain.csv"),
+    )
+    plain["f1"] = _plain_f1(work / "plain.csv", data.truth)
+    return {
+        "records": len(data.demographics),
+        "medmatch": ours,
+        "plain_splink": plain,
+        "time_ratio": round(ours["wall_s"] / plain["wall_s"], 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--child", nargs=2, metavar=("LANDING", "OUT"))
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/pipeline.json")
+    args = parser.parse_args()
+    if args.child:
+        child(Path(args.child[0]), Path(args.child[1]))
+        return
+    from medmatch.mpi.database import start_embedded, stop_embedded
+
+    home = Path(tempfile.mkdtemp(prefix="medmatch-bench-"))
+    server = os.environ.get("DATABASE_URL") or start_embedded(home / "pg")
+    results = {
+        "command": "python benchmarks/pipeline.py --sizes " + " ".join(map(str, args.sizes)),
+        "seed": SEED,
+        "sizes": [],
+    }
+    try:
+        for size in args.sizes:
+            work = home / str(size)
+            row = bench_size(size, work, server.replace("postgresql+psycopg://", "postgresql://"))
+            print(json.dumps(row), flush=True)
+            results["sizes"].append(row)
+    finally:
+        if not os.environ.get("DATABASE_URL"):
+            stop_embedded(home / "pg")
+    args.out.write_text(json.dumps(results, indent=1))
+    lines = [
+        f"Command: `{results['command']}` (seed {SEED})",
+        "",
+        "| records | MedMatch F1 | Splink F1 | MedMatch s | Splink s | ratio |"
+        " MedMatch MiB | Splink MiB | slowest assets |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["sizes"]:
+        m, p = r["medmatch"], r["plain_splink"]
+        steps = sorted(m.get("steps_s", {}).items(), key=lambda kv: -kv[1])[:3]
+        lines.append(
+            f"| {r['records']:,} | {m.get('f1')} | {p['f1']} | {m['wall_s']} | {p['wall_s']} |"
+            f" {r['time_ratio']} | {m['peak_rss_mib']} | {p['peak_rss_mib']} |"
+            f" {', '.join(f'{k} {v}s' for k, v in steps)} |"
+        )
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
