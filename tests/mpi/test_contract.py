@@ -505,3 +505,13 @@ def test_find_by_source_identity(backend):
         record, _ = uow.records.upsert("EHR", "7", {"name_last": "Garcia"}, {}, {})
         assert uow.records.find("EHR", "7").id == record.id
         assert uow.records.find("EHR", "8") is None and uow.records.find("LAB", "7") is None
+
+
+def test_enqueue_survives_prepared_statements(backend):
+    """psycopg prepares a statement run 5 times; the open-pair conflict must still be found."""
+    with backend() as uow:
+        ids = [uow.records.upsert("EHR", str(i), {}, {}, {})[0].id for i in range(16)]
+        for a, b in zip(ids[::2], ids[1::2], strict=True):
+            assert uow.reviews.enqueue(a, b, 5, None) is not None
+            assert uow.reviews.enqueue(a, b, 5, None) is None
+        uow.commit()
