@@ -83,6 +83,10 @@ class MatchRepository(abc.ABC):
     @abc.abstractmethod
     def add(self, entry: MatchEntry) -> int: ...
 
+    def add_many(self, entries: list[MatchEntry]) -> list[int]:
+        """Several at once (one statement where the backend can); ids in order."""
+        return [self.add(e) for e in entries]
+
     @abc.abstractmethod
     def for_record(self, record_id: int) -> list[MatchEntry]: ...
 

@@ -284,6 +284,17 @@ class SqlMatches(base.MatchRepository):
         ).scalar_one()
         return entry.id
 
+    def add_many(self, entries: list[MatchEntry]) -> list[int]:
+        if not entries:
+            return []
+        rows = [{f: getattr(e, f) for f in _ENTRY_FIELDS} for e in entries]
+        # "insertmanyvalues": one INSERT ... VALUES (...), (...) RETURNING, in row order
+        stmt = insert(t.MatchResult).returning(t.MatchResult.id, sort_by_parameter_order=True)
+        ids = self.session.execute(stmt, rows).scalars().all()
+        for entry, entry_id in zip(entries, ids, strict=True):
+            entry.id = entry_id
+        return list(ids)
+
     def for_record(self, record_id: int) -> list[MatchEntry]:
         rows = self.session.execute(
             select(t.MatchResult)

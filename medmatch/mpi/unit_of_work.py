@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Self
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from medmatch.mpi import repositories as repo
@@ -40,6 +40,14 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.session.rollback()
 
     def lock(self, names: Iterable[str]) -> None:
-        # transaction-scoped advisory locks, taken in one order so two writers cannot deadlock
-        for name in sorted(set(names)):
-            self.session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(name, 0))))
+        # transaction-scoped advisory locks in one statement, taken in one order (sorted in
+        # the subquery, before the locking function runs) so two writers cannot deadlock
+        hashes = sorted(set(names))
+        if hashes:
+            self.session.execute(
+                text(
+                    "SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(n, 0) AS h"
+                    " FROM unnest(CAST(:names AS text[])) AS n ORDER BY 1) AS ordered"
+                ),
+                {"names": hashes},
+            )

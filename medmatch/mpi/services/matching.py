@@ -145,7 +145,8 @@ class MatchingService:
             elif kind == "must_link":
                 decision = Decision.AUTO_MATCH
             scored.append((candidate, outcome, decision))
-        entries = {c.id: self._store(uow, stored, c, r, d) for c, r, d in scored}
+        ids = uow.matches.add_many([self._entry(stored, c, r, d) for c, r, d in scored])
+        entries = {c.id: i for (c, _, _), i in zip(scored, ids, strict=True)}
         current = uow.golden.link_of(stored.id)
         target, best = self._target(scored, current.golden_id if current else None)
         reviews: list[int] = []
@@ -258,28 +259,25 @@ class MatchingService:
             return None, None
         return best[0].golden_id, best
 
-    def _store(
+    def _entry(
         self,
-        uow: AbstractUnitOfWork,
         stored: StoredRecord,
         candidate: StoredRecord,
         outcome: MatchResult,
         decision: Decision,
-    ) -> int:
-        return uow.matches.add(
-            MatchEntry(
-                source_record_id=stored.id,
-                candidate_record_id=candidate.id,
-                is_match=decision is Decision.AUTO_MATCH,
-                confidence=outcome.confidence,
-                match_type=outcome.match_type.value,
-                decision=DB_DECISION[decision],
-                stage=outcome.stage.value,
-                explanation=outcome.explanation,
-                evidence=outcome.evidence,
-                model_version=outcome.model_version,
-                thresholds=self.thresholds.model_dump(),
-                medical_similarity=outcome.medical_similarity,
-                ai_reasoning=outcome.ai_reasoning,
-            )
+    ) -> MatchEntry:
+        return MatchEntry(
+            source_record_id=stored.id,
+            candidate_record_id=candidate.id,
+            is_match=decision is Decision.AUTO_MATCH,
+            confidence=outcome.confidence,
+            match_type=outcome.match_type.value,
+            decision=DB_DECISION[decision],
+            stage=outcome.stage.value,
+            explanation=outcome.explanation,
+            evidence=outcome.evidence,
+            model_version=outcome.model_version,
+            thresholds=self.thresholds.model_dump(),
+            medical_similarity=outcome.medical_similarity,
+            ai_reasoning=outcome.ai_reasoning,
         )
