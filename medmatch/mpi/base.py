@@ -38,8 +38,9 @@ class SourceRecordRepository(abc.ABC):
     def get_many(self, record_ids: Iterable[int]) -> list[StoredRecord]: ...
 
     @abc.abstractmethod
-    def replace_keys(self, record_id: int, keys: Iterable[str]) -> None:
-        """The record's blocking-key strings (`medmatch.matching.key_strings`)."""
+    def replace_keys(self, record_id: int, keys: Iterable[str], *, new: bool = False) -> None:
+        """The record's blocking-key strings (`medmatch.matching.key_strings`); `new`: the
+        record was just created, so it has none to drop."""
 
     @abc.abstractmethod
     def candidates(self, keys: Iterable[str], exclude: int, limit: int) -> list[StoredRecord]:

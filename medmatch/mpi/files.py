@@ -218,7 +218,7 @@ class FileSourceRecords(_Repository, base.SourceRecordRepository):
         rows = (self.s["records"].get(str(i)) for i in sorted(set(record_ids)))
         return [self._record(r) for r in rows if r]
 
-    def replace_keys(self, record_id: int, keys: Iterable[str]) -> None:
+    def replace_keys(self, record_id: int, keys: Iterable[str], *, new: bool = False) -> None:
         self._require("records", record_id)
         self.s["keys"][str(record_id)] = sorted(set(keys))
 

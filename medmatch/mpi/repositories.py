@@ -70,12 +70,30 @@ class SqlSourceRecords(base.SourceRecordRepository):
                 },
             )
         # xmax = 0 only on a row this statement inserted: tells a new record from a re-send
-        record_id, created = self.session.execute(
-            stmt.returning(t.SourceRecord.id, literal_column("xmax = 0"))
+        record_id, received, updated, created = self.session.execute(
+            stmt.returning(
+                t.SourceRecord.id,
+                t.SourceRecord.received_at,
+                t.SourceRecord.updated_at,
+                literal_column("xmax = 0"),
+            )
         ).one()
+        if created:  # nothing else to read: a new record has no link yet
+            features = stored | {"unique_id": str(record_id)}
+            return StoredRecord(
+                record_id,
+                source_system,
+                external_id,
+                demographics,
+                medical_data,
+                features,
+                None,
+                received,
+                updated,
+            ), True
         record = self.get(record_id)
         assert record is not None
-        return record, bool(created)
+        return record, False
 
     def get(self, record_id: int) -> StoredRecord | None:
         row = self.session.execute(
@@ -101,10 +119,11 @@ class SqlSourceRecords(base.SourceRecordRepository):
         )
         return [_record(r) for r in rows]
 
-    def replace_keys(self, record_id: int, keys: Iterable[str]) -> None:
-        self.session.execute(
-            delete(t.BlockingKey).where(t.BlockingKey.source_record_id == record_id)
-        )
+    def replace_keys(self, record_id: int, keys: Iterable[str], *, new: bool = False) -> None:
+        if not new:  # a new record has no keys to drop
+            self.session.execute(
+                delete(t.BlockingKey).where(t.BlockingKey.source_record_id == record_id)
+            )
         rows = [{"key": k, "source_record_id": record_id} for k in sorted(set(keys))]
         if rows:
             self.session.execute(insert(t.BlockingKey).values(rows).on_conflict_do_nothing())

@@ -115,7 +115,7 @@ class MatchingService:
             stored, created = uow.records.upsert(
                 record.source_system, record.external_id, demographics, medical, features
             )
-            uow.records.replace_keys(stored.id, keys)
+            uow.records.replace_keys(stored.id, keys, new=created)
             result = self._decide(uow, stored, created, keys, actor)
             uow.commit()
             return result
@@ -132,7 +132,12 @@ class MatchingService:
         thresholds = self.thresholds
         limit = self.settings.lookup_max_candidates
         candidates = uow.records.candidates(keys, exclude=stored.id, limit=limit)
-        constraints = uow.matches.constraints_for(stored.id, [c.id for c in candidates])
+        # a new record cannot be under a reviewer's constraint yet
+        constraints = (
+            uow.matches.constraints_for(stored.id, [c.id for c in candidates])
+            if candidates and not created
+            else {}
+        )
         deadline = time.monotonic() + self.settings.lookup_ai_budget_s
         judges = [_Budgeted(a, deadline) for a in self.matcher.adjudicators]
         scored: list[tuple[StoredRecord, MatchResult, Decision]] = []
@@ -147,7 +152,7 @@ class MatchingService:
             scored.append((candidate, outcome, decision))
         ids = uow.matches.add_many([self._entry(stored, c, r, d) for c, r, d in scored])
         entries = {c.id: i for (c, _, _), i in zip(scored, ids, strict=True)}
-        current = uow.golden.link_of(stored.id)
+        current = None if created else uow.golden.link_of(stored.id)
         target, best = self._target(scored, current.golden_id if current else None)
         reviews: list[int] = []
         operation = new_operation_id()
