@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -670,8 +671,18 @@ def _medical_terms(
 
 
 # -- the check ---------------------------------------------------------------------------
+_COPY_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
+
+
+def _from_copy_text(field: str) -> str | None:
+    """A field of a COPY text line, as the server reads it."""
+    if field == "\\N":
+        return None
+    return re.sub(r"\\(.)", lambda m: _COPY_ESCAPES.get(m.group(1), m.group(1)), field)
+
+
 def _from_copy(field: str) -> Any:
-    return json.loads(field.replace("\\\\", "\\"))
+    return json.loads(_from_copy_text(field) or "null")
 
 
 def _verify(
@@ -716,7 +727,7 @@ def _verify(
 
         line = lines[i].rstrip("\n").split("\t")
         golden_line = golden_lines[i].rstrip("\n").split("\t")
-        identity = [None if v == "\\N" else v for v in line[1:3]]
+        identity = [_from_copy_text(v) for v in line[1:3]]
         loaded_keys = sorted(c[i] for c in key_columns if c[i] is not None)
         for what, expected, actual in (
             ("source identity", [record.source_system, record.external_id], identity),

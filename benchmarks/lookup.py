@@ -1,0 +1,378 @@
+"""Real-time lookups against a loaded MPI: the initial bulk load, then lookup latency and
+throughput at 1 and at 8 concurrent clients.
+
+A population is generated (seed 20261201; 440,000 people make about a million records),
+all but a held-out sample of its records are bulk-loaded into a fresh, migrated database
+(`medmatch.mpi.bulk.load_records`: normalisation, COPY, indexes, ANALYZE), then the
+held-out records are looked up one by one (`MatchingService.lookup`, the shipped model, no
+adjudicator). Most held-out records belong to people whose other records are loaded, so a
+lookup finds candidates and, mostly, links to that person's golden record.
+
+    python benchmarks/lookup.py                  # ~1M records
+    python benchmarks/lookup.py --people 20000   # ~45k records, a quick run
+
+PostgreSQL: DATABASE_URL when set (a database is created on it and dropped afterwards),
+else an embedded server in a temporary folder, stopped and removed at the end. Results go
+to benchmarks/results/lookup.json and benchmarks/results/lookup.md. The machine is shared
+and has 2 cores: the numbers are noisy; the client threads share one Python process (and
+its GIL) with each other, and both cores with the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SEED = 20261201
+TARGETS = {"p50_ms": 10.0, "p99_ms": 50.0, "throughput_8": 200.0, "load_s": 180.0}
+
+
+def _with_database(url: str, name: str) -> str:
+    """The same server, database `name` (libpq URL)."""
+    return re.sub(r"(postgresql(?:\+psycopg)?://[^/]*/)[^?]*", rf"\g<1>{name}", url, count=1)
+
+
+def _bodies(demographics, medical) -> list[dict]:
+    """The held-out rows as lookup bodies ({"source_system", ..., "demographics": {...}})."""
+    med = {r["record_id"]: r for r in medical.to_dict("records")}
+    demo = demographics.astype(object).where(demographics.notna(), None)
+    bodies = []
+    for row in demo.to_dict("records"):
+        ids = {k: row.pop(k) for k in ("record_id", "source_system", "external_id")}
+        m = med.get(ids["record_id"], {})
+        history = {k: m.get(k) for k in ("conditions", "medications")}
+        bodies.append(ids | {"demographics": row, "medical_data": history})
+    return bodies
+
+
+def _latency(times_ms: list[float]) -> dict:
+    xs = np.array(times_ms)
+    return {
+        "p50_ms": round(float(np.percentile(xs, 50)), 2),
+        "p95_ms": round(float(np.percentile(xs, 95)), 2),
+        "p99_ms": round(float(np.percentile(xs, 99)), 2),
+        "mean_ms": round(float(xs.mean()), 2),
+        "max_ms": round(float(xs.max()), 2),
+    }
+
+
+def run_lookups(service, records: list, clients: int) -> tuple[dict, list]:
+    """Look `records` up from `clients` threads; latency, throughput and the results."""
+    times: list[float] = []
+    results: list = [None] * len(records)
+    errors: Counter = Counter()
+    lock = threading.Lock()
+    cursor = iter(range(len(records)))
+
+    def worker() -> None:
+        while True:
+            with lock:
+                i = next(cursor, None)
+            if i is None:
+                return
+            t = time.perf_counter()
+            try:
+                result = service.lookup(records[i][1])
+            except Exception as exc:  # counted, not fatal: a benchmark reports what failed
+                with lock:
+                    errors[f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"] += 1
+                continue
+            elapsed = (time.perf_counter() - t) * 1000
+            with lock:
+                times.append(elapsed)
+                results[i] = result
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for _ in range(clients):
+            pool.submit(worker)
+    wall = time.perf_counter() - started
+    done = [r for r in results if r is not None]
+    candidates = [r.candidates_scored for r in done]
+    stats = {
+        "clients": clients,
+        "lookups": len(done),
+        "errors": dict(errors),
+        "wall_s": round(wall, 2),
+        "throughput_per_s": round(len(done) / wall, 1),
+        **_latency(times),
+        "decisions": dict(Counter(r.decision for r in done)),
+        "resends": sum(not r.created for r in done),
+        "candidates_scored": {
+            "mean": round(statistics.fmean(candidates), 1) if candidates else 0,
+            "p50": int(np.percentile(candidates, 50)) if candidates else 0,
+            "max": max(candidates, default=0),
+        },
+    }
+    return stats, results
+
+
+def _outcomes(url: str, lookups: list, results: list, person_of: dict, loaded_persons: set):
+    """Did each lookup land with its person? (the golden record it was linked to holds a
+    record of the same person, or it is a new identity of a person not loaded)."""
+    import psycopg
+
+    by_golden: dict[str, list[tuple[str, str]]] = {}
+    goldens = sorted({r.golden_record_id for r in results if r is not None})
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            """SELECT l.golden_id, s.source_system, s.external_id, s.id
+               FROM record_links l JOIN source_records s ON s.id = l.source_record_id
+               WHERE l.golden_id = ANY(%s)""",
+            (goldens,),
+        ).fetchall()
+    for golden_id, system, external, source_id in rows:
+        by_golden.setdefault(golden_id, []).append((system, external, source_id))
+    counts: Counter = Counter()
+    for (person, _record), result in zip(lookups, results, strict=True):
+        if result is None:
+            continue
+        others = {
+            person_of.get((system, external))
+            for system, external, source_id in by_golden.get(result.golden_record_id, [])
+            if source_id != result.source_record_id
+        }
+        known = person in loaded_persons
+        if result.decision == "auto_match":
+            counts["auto_match_same_person" if person in others else "auto_match_other_person"] += 1
+        elif result.decision == "new_identity":
+            counts["new_identity_person_loaded" if known else "new_identity_person_new"] += 1
+        else:
+            counts["review_person_loaded" if known else "review_person_new"] += 1
+    return dict(sorted(counts.items()))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.ERROR)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--people", type=int, default=440_000)
+    parser.add_argument("--holdout", type=int, default=3000, help="records looked up")
+    parser.add_argument("--warmup", type=int, default=50, help="lookups before measuring")
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--pg-dir", type=Path, help="embedded server folder (default: a temp)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "lookup.json")
+    args = parser.parse_args()
+    command = "python benchmarks/lookup.py " + " ".join(sys.argv[1:])
+
+    import psycopg
+
+    from medmatch.data.models import parse_record
+    from medmatch.data.synthetic import generate
+    from medmatch.matching import PatientMatcher
+    from medmatch.mpi.bulk import load_records
+    from medmatch.mpi.database import make_engine, sqlalchemy_url, start_embedded, stop_embedded
+    from medmatch.mpi.migrate import upgrade
+    from medmatch.mpi.services.matching import MatchingService
+    from medmatch.mpi.unit_of_work import SqlAlchemyUnitOfWork, session_factory
+
+    temp = None
+    if os.environ.get("DATABASE_URL"):
+        server = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+        pg_dir = None
+    else:
+        if args.pg_dir is None:
+            temp = Path(tempfile.mkdtemp(prefix="medmatch-lookup-"))
+            pg_dir = temp / "pg"
+        else:
+            pg_dir = args.pg_dir
+        server = start_embedded(pg_dir)
+    name = f"mm_lookup_{uuid.uuid4().hex[:10]}"
+    engine = None
+    try:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+            pg_version = conn.execute("SHOW server_version").fetchone()[0]
+        url = _with_database(server, name)
+        upgrade(sqlalchemy_url(url))
+
+        t = time.perf_counter()
+        data = generate(args.people, seed=args.seed)
+        generate_s = time.perf_counter() - t
+        demo, truth = data.demographics, data.truth
+        print(f"generated {len(demo):,} records of {args.people:,} people in {generate_s:.1f}s")
+        rng = np.random.default_rng(args.seed)
+        held = np.zeros(len(demo), dtype=bool)
+        held[rng.choice(len(demo), size=min(args.holdout, len(demo)), replace=False)] = True
+        loaded_ids = set(demo["record_id"][~held])
+        loaded_medical = data.medical[data.medical["record_id"].isin(loaded_ids)]
+
+        t = time.perf_counter()
+        load = load_records(url, demo[~held].reset_index(drop=True), loaded_medical)
+        load_wall = time.perf_counter() - t
+        print(f"loaded {load['records']:,} records in {load_wall:.1f}s: {json.dumps(load)}")
+        # the load's dirty pages are written now, not during the measured lookups
+        t = time.perf_counter()
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CHECKPOINT")
+        except psycopg.Error:  # not allowed to this role: the lookups share the writes
+            pass
+        checkpoint_s = time.perf_counter() - t
+
+        person = dict(zip(truth["record_id"], truth["person_id"], strict=True))
+        loaded_frame = demo[~held]
+        person_of = {
+            (s, e): person[r]
+            for s, e, r in zip(
+                loaded_frame["source_system"],
+                loaded_frame["external_id"],
+                loaded_frame["record_id"],
+                strict=True,
+            )
+        }
+        loaded_persons = {person[r] for r in loaded_ids}
+        held_demo = demo[held].reset_index(drop=True)
+        lookups, refused = [], 0
+        for body in _bodies(held_demo, data.medical[~data.medical["record_id"].isin(loaded_ids)]):
+            try:
+                record, _ = parse_record(body, lenient=True)
+            except ValueError:
+                refused += 1  # no name at all: the API would refuse it too
+                continue
+            lookups.append((person[body["record_id"]], record))
+            person_of[(record.source_system, record.external_id)] = person[body["record_id"]]
+        with_person_loaded = sum(p in loaded_persons for p, _ in lookups)
+        print(
+            f"{len(lookups):,} held-out records to look up ({with_person_loaded:,} of people "
+            f"with loaded records), {refused} refused"
+        )
+
+        engine = make_engine(sqlalchemy_url(url), pool_size=max(args.clients) + 2)
+        factory = session_factory(engine)
+        service = MatchingService(
+            lambda: SqlAlchemyUnitOfWork(factory), PatientMatcher(adjudicator=None)
+        )
+        warm, rest = lookups[: args.warmup], lookups[args.warmup :]
+        run_lookups(service, warm, 1)
+        share = len(rest) // len(args.clients)
+        runs, outcomes = [], Counter()
+        for i, clients in enumerate(args.clients):
+            part = rest[i * share : (i + 1) * share]
+            stats, results = run_lookups(service, part, clients)
+            stats["outcomes"] = _outcomes(url, part, results, person_of, loaded_persons)
+            outcomes.update(stats["outcomes"])
+            runs.append(stats)
+            print(json.dumps(stats))
+        results = {
+            "command": command,
+            "machine": {
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "postgres": pg_version,
+                "server": "DATABASE_URL" if pg_dir is None else "embedded (default settings)",
+            },
+            "seed": args.seed,
+            "people": args.people,
+            "records_generated": len(demo),
+            "generate_s": round(generate_s, 1),
+            "load": load | {"wall_s": round(load_wall, 1), "checkpoint_s": round(checkpoint_s, 1)},
+            "lookup_records": len(lookups),
+            "lookup_records_person_loaded": with_person_loaded,
+            "warmup": len(warm),
+            "runs": runs,
+            "targets": TARGETS,
+            "verdict": _verdict(runs, load_wall),
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+        write_markdown(results, args.out.with_suffix(".md"))
+        print(args.out.with_suffix(".md").read_text())
+    finally:
+        if engine is not None:
+            engine.dispose()
+        try:
+            with psycopg.connect(server, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg.Error:
+            pass
+        if pg_dir is not None:
+            stop_embedded(pg_dir)
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _verdict(runs: list[dict], load_s: float) -> dict:
+    by = {r["clients"]: r for r in runs}
+    out = {"load_s": round(load_s, 1), "load_ok": load_s <= TARGETS["load_s"]}
+    if 1 in by:
+        out |= {
+            "p50_ms_1_client": by[1]["p50_ms"],
+            "p50_ok": by[1]["p50_ms"] <= TARGETS["p50_ms"],
+            "p99_ms_1_client": by[1]["p99_ms"],
+            "p99_ok": by[1]["p99_ms"] <= TARGETS["p99_ms"],
+        }
+    if 8 in by:
+        out |= {
+            "throughput_8_clients": by[8]["throughput_per_s"],
+            "throughput_ok": by[8]["throughput_per_s"] >= TARGETS["throughput_8"],
+        }
+    return out
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    load, m = results["load"], results["machine"]
+    t = load["timings"]
+    lines = [
+        f"Command: `{results['command']}` (seed {results['seed']}, {m['cpus']} CPUs, "
+        f"PostgreSQL {m['postgres']}, {m['server']}; a shared machine: noisy numbers)",
+        "",
+        f"Bulk load of {load['records']:,} records ({load['blocking_keys']:,} blocking keys, "
+        f"{load['golden_records']:,} golden records; {load['rejected']} refused, "
+        f"{load['resent']} re-sends): **{load['wall_s']} s** (target <= {TARGETS['load_s']:.0f} s)"
+        f" = normalise {t['normalise_s']} s + COPY "
+        f"{sum(v for k, v in t.items() if k.startswith('copy_')):.1f} s + indexes "
+        f"{t['indexes_s']} s + analyze {t['analyze_s']} s; checkpoint afterwards "
+        f"{load['checkpoint_s']} s.",
+        "",
+        f"Lookups of {results['lookup_records']:,} held-out records "
+        f"({results['lookup_records_person_loaded']:,} of people with loaded records) after "
+        f"{results['warmup']} warm-up lookups; shipped model, no adjudicator.",
+        "",
+        "| clients | lookups | p50 ms | p95 ms | p99 ms | max ms | lookups/s | auto_match | "
+        "review_required | new_identity | candidates (mean / max) | errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["runs"]:
+        d = r["decisions"]
+        lines.append(
+            f"| {r['clients']} | {r['lookups']:,} | {r['p50_ms']} | {r['p95_ms']} | "
+            f"{r['p99_ms']} | {r['max_ms']} | {r['throughput_per_s']} | "
+            f"{d.get('auto_match', 0)} | {d.get('review_required', 0)} | "
+            f"{d.get('new_identity', 0)} | {r['candidates_scored']['mean']} / "
+            f"{r['candidates_scored']['max']} | {sum(r['errors'].values())} |"
+        )
+    lines += ["", "Outcomes (against the generator's truth):", ""]
+    for r in results["runs"]:
+        lines.append(f"- {r['clients']} client(s): {r['outcomes']}")
+    v = results["verdict"]
+    lines += [
+        "",
+        f"Targets: p50 <= {TARGETS['p50_ms']:.0f} ms and p99 <= {TARGETS['p99_ms']:.0f} ms "
+        f"(1 client), >= {TARGETS['throughput_8']:.0f} lookups/s (8 clients), load <= "
+        f"{TARGETS['load_s']:.0f} s: {json.dumps(v)}",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
