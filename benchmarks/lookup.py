@@ -171,7 +171,7 @@ def main() -> None:
     parser.add_argument("--pg-dir", type=Path, help="embedded server folder (default: a temp)")
     parser.add_argument("--out", type=Path, default=RESULTS / "lookup.json")
     args = parser.parse_args()
-    command = "python benchmarks/lookup.py " + " ".join(sys.argv[1:])
+    command = " ".join(["python benchmarks/lookup.py", *sys.argv[1:]])
 
     import psycopg
 

@@ -110,12 +110,14 @@ class GoldenRecord(Base):
         CheckConstraint(
             "(status = 'merged') = (merged_into IS NOT NULL)", name="merged_points_to_survivor"
         ),
+        Index("ix_golden_records_merged_into", "merged_into"),
     )
 
     golden_id: Mapped[str] = mapped_column(
         String(20),
         primary_key=True,
-        server_default=text("'GR-' || lpad(nextval('golden_record_number')::text, 6, '0')"),
+        # next_golden_id() (migration 0003): GR-000001 ... GR-999999, GR-1000000, ...
+        server_default=text("next_golden_id()"),
     )
     status: Mapped[str] = mapped_column(String(10), nullable=False, server_default="active")
     merged_into: Mapped[str | None] = mapped_column(ForeignKey("golden_records.golden_id"))

@@ -27,3 +27,14 @@ def test_migrations_match_the_models_and_reverse(server_url):
         upgrade(url)
     finally:
         engine.dispose()
+
+
+def test_golden_ids_go_past_a_million(uow_factory, engine):
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        conn.execute(text("SELECT setval('golden_record_number', 999998)"))
+    with uow_factory() as uow:
+        ids = [uow.golden.create().golden_id for _ in range(3)]
+        uow.commit()
+    assert ids == ["GR-999999", "GR-1000000", "GR-1000001"]
