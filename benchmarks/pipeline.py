@@ -73,13 +73,22 @@ def child(landing: Path, out: Path) -> None:
         links = dict(
             conn.execute(
                 text(
-                    "SELECT s.external_id, l.golden_id FROM record_links l"
+                    "SELECT s.source_system || '/' || s.external_id, l.golden_id FROM record_links l"
                     " JOIN source_records s ON s.id = l.source_record_id"
                 )
             ).all()
         )
     truth = pd.read_csv(landing.parent / "truth.csv", dtype=str)
-    truth_map = dict(zip(truth["record_id"], truth["person_id"], strict=True))
+    demo = pd.read_csv(landing / "demographics.csv", dtype=str)
+    person = dict(zip(truth["record_id"], truth["person_id"], strict=True))
+    # the MPI keys records by source identity; refused records are left out of both
+    truth_map = {
+        f"{s}/{e}": person[r]
+        for r, s, e in zip(
+            demo["record_id"], demo["source_system"], demo["external_id"], strict=True
+        )
+        if f"{s}/{e}" in links
+    }
     metrics = cluster_pairwise(links, truth_map)
     out.write_text(
         json.dumps(

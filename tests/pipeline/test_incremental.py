@@ -7,6 +7,7 @@ from sqlalchemy import text
 from medmatch.evaluation import cluster_pairwise
 from medmatch_pipeline.definitions import make_definitions
 from medmatch_pipeline.resources import Adjudicators, Landing, ModelStore, MPIDatabase
+from tests.pipeline.conftest import truth_by_identity
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def _links(engine):
         return dict(
             conn.execute(
                 text(
-                    "SELECT s.external_id, l.golden_id FROM record_links l"
+                    "SELECT s.source_system || '/' || s.external_id, l.golden_id FROM record_links l"
                     " JOIN source_records s ON s.id = l.source_record_id"
                 )
             ).all()
@@ -70,7 +71,8 @@ def _run(defs, instance, batches, engine, synthetic):
         assert job.execute_in_process(instance=instance, partition_key=key).success
     links = _links(engine)
     assert len(links) == 700
-    truth = dict(zip(synthetic.truth["record_id"], synthetic.truth["person_id"], strict=True))
+    truth = truth_by_identity(synthetic, synthetic.demographics.head(700))
+    assert set(links) == set(truth)
     incremental_f1 = cluster_pairwise(links, truth).f1
     assert incremental_f1 > 0.95
     # the same partition again changes nothing
