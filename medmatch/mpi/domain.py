@@ -59,6 +59,10 @@ class MatchEntry:
     id: int | None = None
 
 
+# what a match result stores, besides its id (both adapters write exactly these)
+MATCH_ENTRY_FIELDS = tuple(f for f in MatchEntry.__dataclass_fields__ if f != "id")
+
+
 @dataclass
 class Review:
     id: int

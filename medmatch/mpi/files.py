@@ -27,25 +27,19 @@ from typing import IO, Any, Self
 
 from medmatch.errors import ConflictError, NotFoundError
 from medmatch.mpi import base
-from medmatch.mpi.domain import Change, Golden, Link, MatchEntry, Review, StoredRecord, ordered
+from medmatch.mpi.domain import (
+    MATCH_ENTRY_FIELDS,
+    Change,
+    Golden,
+    Link,
+    MatchEntry,
+    Review,
+    StoredRecord,
+    ordered,
+)
 
 FORMAT = 1
 _TABLES = ("records", "keys", "golden", "links", "matches", "constraints", "reviews", "answers")
-_ENTRY_FIELDS = (
-    "source_record_id",
-    "candidate_record_id",
-    "is_match",
-    "confidence",
-    "match_type",
-    "decision",
-    "stage",
-    "explanation",
-    "evidence",
-    "model_version",
-    "thresholds",
-    "medical_similarity",
-    "ai_reasoning",
-)
 _REVIEW_FIELDS = (
     "priority",
     "status",
@@ -322,7 +316,7 @@ class FileGoldenRecords(_Repository, base.GoldenRecordRepository):
 class FileMatches(_Repository, base.MatchRepository):
     def add(self, entry: MatchEntry) -> int:
         self._require("records", entry.source_record_id, entry.candidate_record_id)
-        row = _plain({f: getattr(entry, f) for f in _ENTRY_FIELDS})
+        row = _plain({f: getattr(entry, f) for f in MATCH_ENTRY_FIELDS})
         row["confidence"] = float(row["confidence"])
         row["medical_similarity"] = _float(row["medical_similarity"])
         entry.id = self._next_id("match")
@@ -338,7 +332,9 @@ class FileMatches(_Repository, base.MatchRepository):
             ),
             key=lambda r: r["id"],
         )
-        return [MatchEntry(**{f: _plain(r[f]) for f in _ENTRY_FIELDS}, id=r["id"]) for r in rows]
+        return [
+            MatchEntry(**{f: _plain(r[f]) for f in MATCH_ENTRY_FIELDS}, id=r["id"]) for r in rows
+        ]
 
     def add_constraint(self, a: int, b: int, kind: str, actor: str, reason: str = "") -> None:
         self.s["constraints"][_pair_key(*self._pair(a, b))] = {

@@ -12,7 +12,16 @@ from sqlalchemy.orm import Session
 from medmatch.errors import ConflictError, NotFoundError
 from medmatch.mpi import base
 from medmatch.mpi import schema as t
-from medmatch.mpi.domain import Change, Golden, Link, MatchEntry, Review, StoredRecord, ordered
+from medmatch.mpi.domain import (
+    MATCH_ENTRY_FIELDS,
+    Change,
+    Golden,
+    Link,
+    MatchEntry,
+    Review,
+    StoredRecord,
+    ordered,
+)
 
 _RECORD_COLUMNS = (
     t.SourceRecord.id,
@@ -275,29 +284,12 @@ class SqlGoldenRecords(base.GoldenRecordRepository):
         ]
 
 
-_ENTRY_FIELDS = (
-    "source_record_id",
-    "candidate_record_id",
-    "is_match",
-    "confidence",
-    "match_type",
-    "decision",
-    "stage",
-    "explanation",
-    "evidence",
-    "model_version",
-    "thresholds",
-    "medical_similarity",
-    "ai_reasoning",
-)
-
-
 class SqlMatches(base.MatchRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
     def add(self, entry: MatchEntry) -> int:
-        values = {f: getattr(entry, f) for f in _ENTRY_FIELDS}
+        values = {f: getattr(entry, f) for f in MATCH_ENTRY_FIELDS}
         entry.id = self.session.execute(
             insert(t.MatchResult).values(values).returning(t.MatchResult.id)
         ).scalar_one()
@@ -306,7 +298,7 @@ class SqlMatches(base.MatchRepository):
     def add_many(self, entries: list[MatchEntry]) -> list[int]:
         if not entries:
             return []
-        rows = [{f: getattr(e, f) for f in _ENTRY_FIELDS} for e in entries]
+        rows = [{f: getattr(e, f) for f in MATCH_ENTRY_FIELDS} for e in entries]
         # "insertmanyvalues": one INSERT ... VALUES (...), (...) RETURNING, in row order
         stmt = insert(t.MatchResult).returning(t.MatchResult.id, sort_by_parameter_order=True)
         ids = self.session.execute(stmt, rows).scalars().all()
@@ -323,7 +315,7 @@ class SqlMatches(base.MatchRepository):
             )
             .order_by(t.MatchResult.id)
         ).scalars()
-        return [MatchEntry(**{f: getattr(r, f) for f in _ENTRY_FIELDS}, id=r.id) for r in rows]
+        return [MatchEntry(**{f: getattr(r, f) for f in MATCH_ENTRY_FIELDS}, id=r.id) for r in rows]
 
     def add_constraint(self, a: int, b: int, kind: str, actor: str, reason: str = "") -> None:
         first, second = ordered(a, b)
