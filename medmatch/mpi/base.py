@@ -92,11 +92,24 @@ class MatchRepository(abc.ABC):
     def for_record(self, record_id: int) -> list[MatchEntry]: ...
 
     @abc.abstractmethod
-    def add_constraint(self, a: int, b: int, kind: str, actor: str, reason: str = "") -> None:
-        """must_link or cannot_link; a later one for the same pair replaces it."""
+    def add_constraint(
+        self,
+        a: int,
+        b: int,
+        kind: str,
+        actor: str,
+        reason: str = "",
+        operation_id: str | None = None,
+    ) -> None:
+        """must_link or cannot_link; a later one for the same pair replaces it. A merge or
+        split names itself (`operation_id`) so its undo removes what it added, nothing else."""
 
     @abc.abstractmethod
     def remove_constraint(self, a: int, b: int) -> None: ...
+
+    @abc.abstractmethod
+    def remove_constraints_of(self, operation_id: str) -> int:
+        """Remove the constraints an operation added; how many."""
 
     @abc.abstractmethod
     def constraints_for(self, record_id: int, others: Iterable[int]) -> dict[int, str]:

@@ -336,16 +336,32 @@ class FileMatches(_Repository, base.MatchRepository):
             MatchEntry(**{f: _plain(r[f]) for f in MATCH_ENTRY_FIELDS}, id=r["id"]) for r in rows
         ]
 
-    def add_constraint(self, a: int, b: int, kind: str, actor: str, reason: str = "") -> None:
+    def add_constraint(
+        self,
+        a: int,
+        b: int,
+        kind: str,
+        actor: str,
+        reason: str = "",
+        operation_id: str | None = None,
+    ) -> None:
         self.s["constraints"][_pair_key(*self._pair(a, b))] = {
             "kind": kind,
             "created_by": actor,
             "reason": reason,
+            "operation_id": operation_id,
             "created_at": _now(),
         }
 
     def remove_constraint(self, a: int, b: int) -> None:
         self.s["constraints"].pop(_pair_key(a, b), None)
+
+    def remove_constraints_of(self, operation_id: str) -> int:
+        constraints = self.s["constraints"]
+        mine = [k for k, v in constraints.items() if v.get("operation_id") == operation_id]
+        for key in mine:
+            del constraints[key]
+        return len(mine)
 
     def constraints_for(self, record_id: int, others: Iterable[int]) -> dict[int, str]:
         found = {}

@@ -317,7 +317,15 @@ class SqlMatches(base.MatchRepository):
         ).scalars()
         return [MatchEntry(**{f: getattr(r, f) for f in MATCH_ENTRY_FIELDS}, id=r.id) for r in rows]
 
-    def add_constraint(self, a: int, b: int, kind: str, actor: str, reason: str = "") -> None:
+    def add_constraint(
+        self,
+        a: int,
+        b: int,
+        kind: str,
+        actor: str,
+        reason: str = "",
+        operation_id: str | None = None,
+    ) -> None:
         first, second = ordered(a, b)
         values = {
             "record_id_1": first,
@@ -325,6 +333,7 @@ class SqlMatches(base.MatchRepository):
             "kind": kind,
             "created_by": actor,
             "reason": reason,
+            "operation_id": operation_id,
         }
         stmt = insert(t.MatchConstraint).values(values)
         self.session.execute(
@@ -334,6 +343,7 @@ class SqlMatches(base.MatchRepository):
                     "kind": kind,
                     "created_by": actor,
                     "reason": reason,
+                    "operation_id": operation_id,
                     "created_at": func.now(),
                 },
             )
@@ -343,6 +353,11 @@ class SqlMatches(base.MatchRepository):
         first, second = ordered(a, b)
         c = t.MatchConstraint
         self.session.execute(delete(c).where(c.record_id_1 == first, c.record_id_2 == second))
+
+    def remove_constraints_of(self, operation_id: str) -> int:
+        c = t.MatchConstraint
+        result = self.session.execute(delete(c).where(c.operation_id == operation_id))
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     def constraints_for(self, record_id: int, others: Iterable[int]) -> dict[int, str]:
         others = [o for o in others if o != record_id]

@@ -289,6 +289,7 @@ class MatchConstraint(Base):
         _one_of("kind", CONSTRAINT_KINDS),
         CheckConstraint("record_id_1 < record_id_2", name="pair_ordered"),
         Index("ix_match_constraints_record_id_2", "record_id_2"),
+        Index("ix_match_constraints_operation_id", "operation_id"),
     )
 
     record_id_1: Mapped[int] = mapped_column(
@@ -300,6 +301,8 @@ class MatchConstraint(Base):
     kind: Mapped[str] = mapped_column(String(12), nullable=False)
     created_by: Mapped[str] = mapped_column(String(100), nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    # the merge or split that added it (NULL: a reviewer's own decision); undo removes these
+    operation_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = _now()
 
 

@@ -515,3 +515,14 @@ def test_enqueue_survives_prepared_statements(backend):
             assert uow.reviews.enqueue(a, b, 5, None) is not None
             assert uow.reviews.enqueue(a, b, 5, None) is None
         uow.commit()
+
+
+def test_constraints_of_an_operation_are_removed_together(backend):
+    with backend() as uow:
+        a, b, c = (uow.records.upsert("EHR", str(i), {}, {}, {})[0].id for i in range(3))
+        uow.matches.add_constraint(a, b, "cannot_link", "clerk", operation_id="op-1")
+        uow.matches.add_constraint(a, c, "cannot_link", "clerk", operation_id="op-1")
+        uow.matches.add_constraint(b, c, "must_link", "ann")
+        assert uow.matches.remove_constraints_of("op-1") == 2
+        assert uow.matches.constraints_for(a, [b, c]) == {}
+        assert uow.matches.constraints_for(b, [c]) == {c: "must_link"}

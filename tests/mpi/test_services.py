@@ -198,3 +198,21 @@ def test_an_unchanged_resend_changes_nothing(services, engine):
     again = matching.lookup(_record("EHR", "1"))
     assert again.golden_record_id == first.golden_record_id and not again.created
     assert again.candidates_scored == 0 and rows() == before
+
+
+def test_undo_removes_only_the_constraints_its_operation_added(services, uow_factory):
+    matching, golden, _ = services
+    a = matching.lookup(_record("EHR", "1"))
+    b = matching.lookup(_record("LAB", "2"))
+    c = matching.lookup(_record("ER", "3"))
+    gid = a.golden_record_id
+    with uow_factory() as uow:  # a reviewer said earlier: b and c are one person
+        uow.matches.add_constraint(b.source_record_id, c.source_record_id, "must_link", "ann")
+        uow.commit()
+    split = golden.split(gid, [b.source_record_id, c.source_record_id], actor="clerk")
+    golden.undo(split.operation_id, actor="clerk")
+    with uow_factory() as uow:
+        kept = uow.matches.constraints_for(
+            b.source_record_id, [a.source_record_id, c.source_record_id]
+        )
+    assert kept == {c.source_record_id: "must_link"}  # the split's cannot-links are gone

@@ -163,7 +163,9 @@ class GoldenRecordService:
                 moved.append(record_id)
             if anchor is not None and sources:
                 # a human decision is sticky: later runs must keep these together
-                uow.matches.add_constraint(anchor, sources[0], "must_link", actor, reason)
+                uow.matches.add_constraint(
+                    anchor, sources[0], "must_link", actor, reason, operation_id=operation
+                )
             golden = self._require(uow, other, for_update=True)
             uow.golden.record_change(
                 Change(
@@ -231,7 +233,9 @@ class GoldenRecordService:
                 link_type="manual_split",
             )
             for other in staying:
-                uow.matches.add_constraint(record_id, other, "cannot_link", actor, reason)
+                uow.matches.add_constraint(
+                    record_id, other, "cannot_link", actor, reason, operation_id=operation
+                )
         rebuild(uow, golden_id, self.trust)
         rebuild(uow, fresh.golden_id, self.trust)
         return self._report(uow, operation, "split", [golden_id, fresh.golden_id], moving, before)
@@ -286,7 +290,7 @@ class GoldenRecordService:
                             reason=reason or f"undo {operation_id}",
                         )
                     )
-            self._drop_constraints(uow, changes)
+            uow.matches.remove_constraints_of(operation_id)
             for golden_id in touched:
                 golden = self._require(uow, golden_id)
                 if golden.status != "merged":
@@ -295,17 +299,6 @@ class GoldenRecordService:
             return self._finish(uow, report, dry_run=False)
 
     # -- helpers -------------------------------------------------------------------------
-    @staticmethod
-    def _drop_constraints(uow: AbstractUnitOfWork, changes: list[Change]) -> None:
-        """The must-link / cannot-link pairs an operation added go with it."""
-        for c in changes:
-            if c.source_record_id is None:
-                continue
-            remaining = uow.golden.sources_of(c.old_golden_id) if c.old_golden_id else []
-            for other in remaining + uow.golden.sources_of(c.new_golden_id or ""):
-                if other != c.source_record_id:
-                    uow.matches.remove_constraint(c.source_record_id, other)
-
     @staticmethod
     def _rebuild_merged(uow: AbstractUnitOfWork, golden_id: str) -> None:
         golden = uow.golden.get(golden_id, for_update=True)
