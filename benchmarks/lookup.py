@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import platform
-import re
 import shutil
 import statistics
 import sys
@@ -43,11 +42,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SEED = 20261201
 TARGETS = {"p50_ms": 10.0, "p99_ms": 50.0, "throughput_8": 200.0, "load_s": 180.0}
-
-
-def _with_database(url: str, name: str) -> str:
-    """The same server, database `name` (libpq URL)."""
-    return re.sub(r"(postgresql(?:\+psycopg)?://[^/]*/)[^?]*", rf"\g<1>{name}", url, count=1)
 
 
 def _bodies(demographics, medical) -> list[dict]:
@@ -179,7 +173,13 @@ def main() -> None:
     from medmatch.data.synthetic import generate
     from medmatch.matching import PatientMatcher
     from medmatch.mpi.bulk import load_records
-    from medmatch.mpi.database import make_engine, sqlalchemy_url, start_embedded, stop_embedded
+    from medmatch.mpi.database import (
+        make_engine,
+        sqlalchemy_url,
+        start_embedded,
+        stop_embedded,
+        with_database,
+    )
     from medmatch.mpi.migrate import upgrade
     from medmatch.mpi.services.matching import MatchingService
     from medmatch.mpi.unit_of_work import SqlAlchemyUnitOfWork, session_factory
@@ -201,7 +201,7 @@ def main() -> None:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
             pg_version = conn.execute("SHOW server_version").fetchone()[0]
-        url = _with_database(server, name)
+        url = with_database(server, name)
         upgrade(sqlalchemy_url(url))
 
         t = time.perf_counter()

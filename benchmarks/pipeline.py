@@ -117,7 +117,7 @@ def bench_size(records: int, work: Path, server_url: str) -> dict:
     import psycopg
 
     from medmatch.data.synthetic import generate
-    from medmatch_pipeline.instance import with_database
+    from medmatch.mpi.database import with_database
 
     data = generate(round(records / RECORDS_PER_PERSON), seed=SEED)
     landing = work / "landing"

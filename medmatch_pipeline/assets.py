@@ -12,7 +12,6 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
-from sqlalchemy import text
 
 from medmatch import io
 from medmatch.config import get_settings
@@ -45,11 +44,6 @@ def progress(
     )
 
 
-def _count(database: MPIDatabase, sql: str) -> int:
-    with database.engine().connect() as conn:
-        return int(conn.execute(text(sql)).scalar_one())
-
-
 @dg.asset(group_name=GROUP, description="Landing files stored idempotently in PostgreSQL.")
 def source_records(
     context: dg.AssetExecutionContext, landing: Landing, database: MPIDatabase
@@ -61,7 +55,7 @@ def source_records(
         demographics, _ = io.read_demographics(path)
         medical_path = landing.medical_for(path)
         medical = io.read_medical(medical_path)[0] if medical_path else None
-        if _count(database, "SELECT count(*) FROM source_records") == 0:
+        if database.scalar("SELECT count(*) FROM source_records") == 0:
             # an empty MPI: the COPY-based bulk load (each record its own identity until
             # golden_records matches them)
             from medmatch.mpi.bulk import load_records
@@ -79,7 +73,7 @@ def source_records(
         for key in ("new", "updated", "rejected"):
             totals[key] += counts[key]
         progress(context, "source_records", len(files), i + 1)
-    stored = _count(database, "SELECT count(*) FROM source_records")
+    stored = database.scalar("SELECT count(*) FROM source_records")
     return dg.MaterializeResult(
         metadata={**totals, "records_stored": stored, "time_s": time.perf_counter() - started}
     )
@@ -91,9 +85,8 @@ def source_records(
     description="Blocking-key index of every source record (real-time candidate search).",
 )
 def blocking_keys(database: MPIDatabase) -> dg.MaterializeResult:
-    rows = _count(database, "SELECT count(*) FROM blocking_keys")
-    missing = _count(
-        database,
+    rows = database.scalar("SELECT count(*) FROM blocking_keys")
+    missing = database.scalar(
         "SELECT count(*) FROM source_records s WHERE NOT EXISTS"
         " (SELECT 1 FROM blocking_keys k WHERE k.source_record_id = s.id)",
     )
@@ -280,7 +273,7 @@ def golden_records(
         trust=settings.source_trust,
         progress=lambda stage, done, total: progress(context, stage, n, done),
     )
-    active = _count(database, "SELECT count(*) FROM golden_records WHERE status = 'active'")
+    active = database.scalar("SELECT count(*) FROM golden_records WHERE status = 'active'")
     return dg.MaterializeResult(metadata={**written, "active_golden_records": active})
 
 

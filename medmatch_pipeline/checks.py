@@ -1,17 +1,11 @@
 """Asset checks that fail loudly when the MPI's invariants break."""
 
 import dagster as dg
-from sqlalchemy import text
 
 from medmatch_pipeline.assets import golden_records, match_results
 from medmatch_pipeline.resources import MPIDatabase
 
 MAX_CLUSTER_SIZE = 50  # a blocking or threshold blow-up, not a person
-
-
-def _scalar(database: MPIDatabase, sql: str) -> int:
-    with database.engine().connect() as conn:
-        return int(conn.execute(text(sql)).scalar_one())
 
 
 @dg.asset_check(
@@ -21,8 +15,7 @@ def _scalar(database: MPIDatabase, sql: str) -> int:
 )
 def every_record_linked_to_one_active_golden(database: MPIDatabase) -> dg.AssetCheckResult:
     # record_links' primary key is the source record: at most one link each
-    bad = _scalar(
-        database,
+    bad = database.scalar(
         "SELECT count(*) FROM source_records s LEFT JOIN record_links l"
         " ON l.source_record_id = s.id LEFT JOIN golden_records g ON g.golden_id = l.golden_id"
         " WHERE g.golden_id IS NULL OR g.status <> 'active'",
@@ -36,8 +29,7 @@ def every_record_linked_to_one_active_golden(database: MPIDatabase) -> dg.AssetC
     description="No active golden record without source records.",
 )
 def no_golden_without_sources(database: MPIDatabase) -> dg.AssetCheckResult:
-    empty = _scalar(
-        database,
+    empty = database.scalar(
         "SELECT count(*) FROM golden_records g WHERE g.status = 'active' AND NOT EXISTS"
         " (SELECT 1 FROM record_links l WHERE l.golden_id = g.golden_id)",
     )
@@ -49,8 +41,7 @@ def no_golden_without_sources(database: MPIDatabase) -> dg.AssetCheckResult:
     description=f"No golden record holds more than {MAX_CLUSTER_SIZE} records.",
 )
 def no_oversized_cluster(database: MPIDatabase) -> dg.AssetCheckResult:
-    biggest = _scalar(
-        database,
+    biggest = database.scalar(
         "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM record_links"
         " GROUP BY golden_id) sizes",
     )
@@ -63,8 +54,7 @@ def no_oversized_cluster(database: MPIDatabase) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=match_results, description="Confidences within 0..1.")
 def confidences_in_range(database: MPIDatabase) -> dg.AssetCheckResult:
-    bad = _scalar(
-        database,
+    bad = database.scalar(
         "SELECT count(*) FROM match_results WHERE confidence < 0 OR confidence > 1"
         " OR medical_similarity < 0 OR medical_similarity > 1",
     )

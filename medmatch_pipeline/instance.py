@@ -9,13 +9,12 @@ environment shows the same runs.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from pathlib import Path
 
 import psycopg
 
-from medmatch.mpi.database import database_url
+from medmatch.mpi.database import database_url, with_database
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOME = Path(".medmatch/dagster")
@@ -24,10 +23,6 @@ DATABASE = "dagster"
 
 def _libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
-
-
-def with_database(url: str, name: str) -> str:
-    return re.sub(r"(postgresql://[^/]*/)[^?]*", rf"\g<1>{name}", _libpq(url), count=1)
 
 
 def prepare(home: Path | None = None) -> tuple[Path, str]:

@@ -32,6 +32,13 @@ class MPIDatabase(dg.ConfigurableResource):
     def engine(self) -> Engine:
         return _engine(self.url or None)
 
+    def scalar(self, sql: str) -> int:
+        """One number from the MPI (a count for metadata or a check)."""
+        from sqlalchemy import text
+
+        with self.engine().connect() as conn:
+            return int(conn.execute(text(sql)).scalar_one())
+
     def uow_factory(self):  # type: ignore[no-untyped-def]
         from medmatch.mpi.unit_of_work import SqlAlchemyUnitOfWork, session_factory
 

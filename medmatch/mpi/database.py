@@ -7,6 +7,7 @@ data folder (default `.medmatch/pg`), started once and reused by every later pro
 
 from __future__ import annotations
 
+import re
 import subprocess
 import warnings
 from functools import lru_cache
@@ -75,6 +76,11 @@ def sqlalchemy_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     raise MedMatchError("DATABASE_URL must be a postgresql:// URL")
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server's URL for database `name` (either scheme, query parameters kept)."""
+    return re.sub(r"(postgresql(?:\+psycopg)?://[^/]*/)[^?]*", rf"\g<1>{name}", url, count=1)
 
 
 def make_engine(url: str | None = None, *, pool_size: int = 10) -> Engine:

@@ -4,7 +4,6 @@ test session, a fresh migrated database per test module, emptied before each tes
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
 import uuid
@@ -14,7 +13,13 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from medmatch.mpi.database import make_engine, sqlalchemy_url, start_embedded, stop_embedded
+from medmatch.mpi.database import (
+    make_engine,
+    sqlalchemy_url,
+    start_embedded,
+    stop_embedded,
+    with_database,
+)
 from medmatch.mpi.migrate import upgrade
 from medmatch.mpi.unit_of_work import SqlAlchemyUnitOfWork, session_factory
 
@@ -38,18 +43,13 @@ def server_url() -> str:
     shutil.rmtree(home, ignore_errors=True)
 
 
-def _with_database(url: str, name: str) -> str:
-    # postgresql://user:pw@host/db?params -> same server, database `name`
-    return re.sub(r"(postgresql(?:\+psycopg)?://[^/]*/)[^?]*", rf"\g<1>{name}", url, count=1)
-
-
 @pytest.fixture(scope="module")
 def database_url(server_url):
     name = f"mm_test_{uuid.uuid4().hex[:10]}"
     plain = server_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = sqlalchemy_url(_with_database(plain, name))
+    url = sqlalchemy_url(with_database(plain, name))
     upgrade(url)
     yield url
     with psycopg.connect(plain, autocommit=True) as conn:

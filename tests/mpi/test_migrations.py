@@ -5,9 +5,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
+from medmatch.mpi.database import with_database
 from medmatch.mpi.migrate import downgrade, upgrade
 from medmatch.mpi.schema import Base
-from tests.mpi.conftest import _with_database
 
 
 def test_migrations_match_the_models_and_reverse(server_url):
@@ -15,7 +15,7 @@ def test_migrations_match_the_models_and_reverse(server_url):
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS mm_migrations")
         conn.execute("CREATE DATABASE mm_migrations")
-    url = _with_database(plain, "mm_migrations").replace("postgresql://", "postgresql+psycopg://")
+    url = with_database(plain, "mm_migrations").replace("postgresql://", "postgresql+psycopg://")
     upgrade(url)
     engine = create_engine(url)
     try:
