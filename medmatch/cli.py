@@ -14,12 +14,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from medmatch.errors import InputFileError, MedMatchError
-from medmatch.mpi.commands import db_app
+from medmatch.mpi.commands import db_app, token_app
+from medmatch_api.commands import serve
 from medmatch_pipeline.commands import pipeline_app
 
 app = typer.Typer(help="MedMatch: an open-source Master Patient Index.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(token_app, name="token")
+app.command()(serve)
 console = Console(stderr=True)
 out = Console()
 

@@ -69,6 +69,26 @@ class Settings(BaseSettings):
     lookup_ai_budget_s: float = Field(
         5.0, gt=0, description="time the adjudicators may take per lookup; past it: review"
     )
+    api_host: str = Field("127.0.0.1", description="medmatch serve: the address to listen on")
+    api_port: int = Field(8000, ge=1, le=65535, description="medmatch serve: the port")
+    api_workers: int = Field(1, ge=1, description="medmatch serve: uvicorn worker processes")
+    api_max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="requests with a larger body are refused (413)"
+    )
+    landing_dir: str = Field(
+        ".medmatch/landing", description="the pipeline's landing folder (*demographics* files)"
+    )
+    dagster_workspace: str = Field(
+        "workspace.yaml", description="the Dagster workspace the API launches batch runs from"
+    )
+    batch_launcher: Literal["local", "queue"] = Field(
+        "local",
+        description="local: the API starts the Dagster run in a subprocess (no daemon needed); "
+        "queue: submitted to the Dagster webserver's run queue, the daemon launches it",
+    )
+    dagster_webserver_url: str = Field(
+        "http://localhost:3000", description="batch_launcher=queue: the Dagster webserver"
+    )
     duckdb_memory_limit: str = Field("2GB", description="DuckDB's memory bound; it spills past it")
     duckdb_temp_directory: str | None = Field(
         None, description="where DuckDB spills (default: tmp)"

@@ -1,0 +1,1 @@
+"""The MedMatch REST and WebSocket service (FastAPI): `medmatch_api.main:app`."""

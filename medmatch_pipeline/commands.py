@@ -18,14 +18,22 @@ out = Console()
 @pipeline_app.command()
 def run(
     landing: Annotated[
-        Path, typer.Option(help="folder of *demographics* (+ *medical*) files")
-    ] = Path(".medmatch/landing"),
-    job: Annotated[str, typer.Option(help="the job to run")] = "full_match",
+        Path | None,
+        typer.Option(help="folder of *demographics* (+ *medical*) files [MEDMATCH_LANDING_DIR]"),
+    ] = None,
+    job: Annotated[str, typer.Option(help="full_match or incremental_match")] = "full_match",
+    partition: Annotated[
+        str | None, typer.Option(help="incremental_match: the landing batch (a file name)")
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="the Dagster run id to use (the API chooses it)")
+    ] = None,
     adjudicator: Annotated[str, typer.Option(help="auto, offline, ollama or none")] = "auto",
 ) -> None:
     """Run a job on the Dagster instance in DAGSTER_HOME (runs show in the UI)."""
     import dagster as dg
 
+    from medmatch.config import get_settings
     from medmatch.mpi import migrate
     from medmatch.mpi.database import database_url
     from medmatch_pipeline.definitions import make_definitions
@@ -34,14 +42,21 @@ def run(
 
     home, _ = prepare()
     migrate.upgrade(database_url())
+    landing = landing or Path(get_settings().landing_dir)
     defs = make_definitions(
         landing=Landing(directory=str(landing.resolve())),
         adjudicators=Adjudicators(kind=adjudicator),
     )
     with dg.DagsterInstance.get() as instance:
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        if partition is not None:
+            instance.add_dynamic_partitions("landing_batches", [partition])
         result = defs.resolve_job_def(job).execute_in_process(
-            instance=instance, run_config=quiet, raise_on_error=False
+            instance=instance,
+            run_config=quiet,
+            raise_on_error=False,
+            run_id=run_id,
+            partition_key=partition,
         )
         timings = {
             s.step_key: (s.end_time or 0) - (s.start_time or 0)

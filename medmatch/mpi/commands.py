@@ -55,3 +55,58 @@ def upgrade(revision: str = typer.Argument("head", help="Alembic revision")) -> 
 
     migrate.upgrade(database_url(), revision)
     out.print(f"schema at {revision}")
+
+
+token_app = typer.Typer(help="API tokens: create, revoke, list.", no_args_is_help=True)
+
+
+def _tokens():  # type: ignore[no-untyped-def]
+    from medmatch.mpi import migrate
+    from medmatch.mpi.access import TokenStore
+    from medmatch.mpi.database import database_url, make_engine
+
+    url = database_url()
+    migrate.upgrade(url)
+    return TokenStore(make_engine(url))
+
+
+@token_app.command("create")
+def token_create(
+    role: str = typer.Option(..., help="source, reviewer, operator or admin"),
+    name: str = typer.Option(..., help="who or what holds the token (unique)"),
+    source_system: str | None = typer.Option(
+        None, help="bind a source token to one source system"
+    ),
+) -> None:
+    """Create a token; it is printed once, alone on the last line."""
+    from medmatch.errors import MedMatchError
+
+    try:
+        token_id, secret = _tokens().create(name, role, source_system)
+    except MedMatchError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    err.print(f"token {token_id} ({role}) for {name}: store it now, it is not shown again")
+    print(secret)  # noqa: T201 - the one line a script reads
+
+
+@token_app.command("revoke")
+def token_revoke(name: str = typer.Argument(..., help="the token's name")) -> None:
+    """Revoke a token at once."""
+    from medmatch.errors import MedMatchError
+
+    try:
+        _tokens().revoke(name)
+    except MedMatchError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    out.print(f"revoked {name}")
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """Tokens by name and role (never the secrets: they are not stored)."""
+    for info in _tokens().list():
+        state = "revoked" if info.revoked else "live"
+        bound = f" as {info.source_system}" if info.source_system else ""
+        out.print(f"{info.id}\t{info.name}\t{info.role}{bound}\t{state}")

@@ -48,6 +48,7 @@ RESOLUTIONS = ("confirmed_match", "confirmed_non_match", "defer")
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 CONSTRAINT_KINDS = ("must_link", "cannot_link")
 LINK_ACTIONS = ("lookup", "merge", "split", "undo", "review", "batch")
+ROLES = ("source", "reviewer", "operator", "admin")
 
 GOLDEN_NUMBER = Sequence("golden_record_number")
 
@@ -315,4 +316,44 @@ class AdjudicationAnswer(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     adjudicator: Mapped[str] = mapped_column(String(40), nullable=False)
     answer: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    created_at: Mapped[datetime] = _now()
+
+
+class ApiToken(Base):
+    """Why: every API call but /health carries a bearer token; only its SHA-256 is stored, so
+    a leaked table grants nothing, and a revoked token stops working at once."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        _one_of("role", ROLES),
+        CheckConstraint("source_system IS NULL OR role = 'source'", name="bound_source_only"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), nullable=False, unique=True)
+    role: Mapped[str] = mapped_column(String(10), nullable=False)
+    # a source token bound to one system may submit records only as that system
+    source_system: Mapped[str | None] = mapped_column(String(50))
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at: Mapped[datetime] = _now()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AccessAudit(Base):
+    """Why: who read which patient's data, and when, must be answerable (HIPAA access
+    accounting). Ids only: the audit itself holds no patient data."""
+
+    __tablename__ = "access_audit"
+    __table_args__ = (
+        Index("ix_access_audit_resource", "resource", "resource_id"),
+        Index("ix_access_audit_token_id", "token_id"),
+        Index("ix_access_audit_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), nullable=False)
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    action: Mapped[str] = mapped_column(String(40), nullable=False)
+    resource: Mapped[str] = mapped_column(String(40), nullable=False)
+    resource_id: Mapped[str] = mapped_column(String(100), nullable=False)
     created_at: Mapped[datetime] = _now()

@@ -84,3 +84,24 @@ def _union_medical(records: Sequence[StoredRecord]) -> dict[str, Any]:
         if sources:
             out[kind] = [{"term": term, "source_record_ids": ids} for term, ids in sources.items()]
     return out
+
+
+def provenance(
+    records: Sequence[StoredRecord],
+    demographics: Mapping[str, Any],
+    trust: Mapping[str, float] | None = None,
+) -> dict[str, list[int]]:
+    """Which source records each survivor value came from: for a single value the record
+    `survive` took it from (the best-ranked one holding it), for phones and addresses every
+    record holding each kept value, in the order of the values."""
+    ranked = sorted(records, key=lambda r: _rank(r, trust or {}), reverse=True)
+    out: dict[str, list[int]] = {}
+    for name in FIELDS:
+        if name in demographics:
+            holder = next(r for r in ranked if r.demographics.get(name) == demographics[name])
+            out[name] = [holder.id]
+    for name, plural in MULTI_VALUED.items():
+        for value in demographics.get(plural, ()):
+            holders = [r.id for r in ranked if r.demographics.get(name) == value]
+            out.setdefault(plural, []).extend(holders)
+    return out
