@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     landing_dir: str = Field(
         ".medmatch/landing", description="the pipeline's landing folder (*demographics* files)"
     )
+    models_dir: str = Field(
+        ".medmatch/models", description="the pipeline's versioned models (current.json: in use)"
+    )
     dagster_workspace: str = Field(
         "workspace.yaml", description="the Dagster workspace the API launches batch runs from"
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from medmatch.config import Settings, get_settings
 from medmatch.mpi.access import AccessAudit, TokenStore
 from medmatch.mpi.bootstrap import MPI, bootstrap
-from medmatch.mpi.database import database_url
+from medmatch.mpi.database import database_url, sqlalchemy_url
 from medmatch.mpi.views import MpiViews
 from medmatch_api.batch import BatchService
 from medmatch_api.events import EventBus
@@ -36,7 +36,7 @@ class ApiContext:
     @classmethod
     def create(cls, settings: Settings | None = None) -> ApiContext:
         settings = settings or get_settings()
-        url = database_url()
+        url = sqlalchemy_url(settings.database_url) if settings.database_url else database_url()
         mpi = bootstrap(settings, url=url)
         events = EventBus(mpi.engine, url.replace("postgresql+psycopg://", "postgresql://"))
         batch = BatchService(settings, mpi.engine, _dagster_instance, events.publish)

@@ -53,8 +53,20 @@ class RecordIn(Strict):
         max_length=200,
         description="the record's id in the source system; re-sending it updates the record",
     )
+    record_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="the source's record id (the architecture's name): external_id if absent",
+    )
     demographics: DemographicsIn
     medical_data: MedicalIn = Field(default_factory=MedicalIn)
+
+    @model_validator(mode="after")
+    def _record_id_is_external_id(self) -> RecordIn:
+        if self.external_id is None and self.record_id is not None:
+            self.external_id = self.record_id
+        return self
 
 
 class LookupOut(BaseModel):

@@ -30,7 +30,8 @@ def record_of(body: RecordIn, who: Principal, context: ApiContext) -> PatientRec
             f"source_system: this token submits only as {who.source_system}",
         )
     record, _ = parse_record(
-        body.model_dump(exclude_none=True), phone_region=context.settings.default_phone_region
+        body.model_dump(exclude_none=True, exclude={"record_id"}),
+        phone_region=context.settings.default_phone_region,
     )
     return record
 

@@ -7,6 +7,7 @@ by default; an operator turns them on in the UI (`make ui`).
 
 import dagster as dg
 
+from medmatch.config import get_settings
 from medmatch_pipeline.assets import ASSETS
 from medmatch_pipeline.checks import CHECKS
 from medmatch_pipeline.incremental import (
@@ -33,11 +34,12 @@ nightly_full_match = dg.ScheduleDefinition(
 
 def make_definitions(**resources: dg.ConfigurableResource) -> dg.Definitions:
     """The code location; tests and the demo pass their own resources."""
+    settings = get_settings()  # MEDMATCH_MODELS_DIR, MEDMATCH_LANDING_DIR: UI and CLI agree
     defaults: dict[str, dg.ConfigurableResource] = {
         "database": MPIDatabase(),
         "adjudicators": Adjudicators(),
-        "models": ModelStore(),
-        "landing": Landing(),
+        "models": ModelStore(directory=settings.models_dir),
+        "landing": Landing(directory=settings.landing_dir),
     }
     return dg.Definitions(
         assets=[*ASSETS, landing_batch_matches],

@@ -1,0 +1,146 @@
+"""Patients and the real-time lookup over real HTTP: auth, roles, validation, audit."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from medmatch.mpi.database import make_engine
+from tests.api.conftest import record
+
+
+def test_health_needs_no_token_and_names_each_part(api):
+    with api.client() as http:
+        body = http.get("/health").json()
+    assert body == {"status": "ok", "database": "up", "dagster": "up", "ollama": "not_configured"}
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("post", "/api/v1/matching/lookup"),
+        ("get", "/api/v1/patients/1"),
+        ("get", "/api/v1/patients"),
+        ("get", "/api/v1/golden-records/GR-000001"),
+        ("get", "/api/v1/review/pending"),
+        ("post", "/api/v1/matching/batch"),
+    ],
+)
+def test_every_endpoint_but_health_needs_a_valid_token(api, method, path):
+    with api.client() as anonymous, api.client("mm_not-a-token") as forged:
+        assert getattr(anonymous, method)(path).status_code == 401
+        answer = getattr(forged, method)(path)
+    assert answer.status_code == 401 and answer.headers["www-authenticate"] == "Bearer"
+
+
+def test_lookup_links_the_same_person_and_resends_update(api, tokens):
+    with api.client(tokens["source"]) as http:
+        first = http.post("/api/v1/matching/lookup", json=record("EHR", "L-1"))
+        assert first.status_code == 200, first.text
+        first = first.json()
+        assert first["decision"] == "new_identity" and first["golden_record_id"].startswith("GR-")
+        again = http.post(
+            "/api/v1/matching/lookup", json=record("EHR", "L-1", phone="617-555-0199")
+        ).json()
+    assert again["source_record_id"] == first["source_record_id"] and not again["created"]
+    assert again["golden_record_id"] == first["golden_record_id"]
+    assert set(first) >= {"source_record_id", "golden_record_id", "confidence", "explanation"}
+
+
+def test_submit_read_and_list_patients_with_a_stable_cursor(api, tokens, database_url):
+    with api.client(tokens["operator"]) as http:
+        made = [
+            http.post(
+                "/api/v1/patients",
+                json=record("CLINIC", f"P-{i}", name_first=name, date_of_birth=f"19{50 + i}-01-02"),
+            )
+            for i, name in enumerate(["Ann", "Bob", "Cy", "Dee", "Eve"])
+        ]
+        assert all(m.status_code == 201 for m in made), made[0].text
+        first = made[0].json()
+        assert made[0].headers["location"] == f"/api/v1/patients/{first['patient']['id']}"
+        assert first["patient"]["golden_record_id"] == first["match"]["golden_record_id"]
+    with api.client(tokens["reviewer"]) as http:
+        one = http.get(f"/api/v1/patients/{first['patient']['id']}").json()
+        assert one["demographics"]["name_first"] == "Ann" and one["source_system"] == "CLINIC"
+        page1 = http.get("/api/v1/patients", params={"source_system": "CLINIC", "limit": 3}).json()
+        page2 = http.get(
+            "/api/v1/patients",
+            params={"source_system": "CLINIC", "limit": 3, "cursor": page1["next_cursor"]},
+        ).json()
+        assert http.get("/api/v1/patients/999999").status_code == 404
+    ids = [p["id"] for p in page1["items"] + page2["items"]]
+    assert ids == sorted(ids) and len(set(ids)) == 5 and page2["next_cursor"] is None
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        audited = conn.execute(
+            text(
+                "SELECT actor, action FROM access_audit"
+                " WHERE resource = 'source_record' AND resource_id = :id ORDER BY id"
+            ),
+            {"id": str(first["patient"]["id"])},
+        ).all()
+    engine.dispose()
+    assert [tuple(a) for a in audited] == [
+        ("operator@example.org", "submit"),
+        ("reviewer@example.org", "read"),
+        ("reviewer@example.org", "list"),
+    ]
+
+
+def test_a_bound_source_token_submits_and_reads_only_as_its_system(api, tokens):
+    with api.client(tokens["lab"]) as http:
+        assert http.post("/api/v1/matching/lookup", json=record("EHR", "X")).status_code == 403
+        mine = http.post("/api/v1/patients", json=record("LAB", "B-1", name_first="Lu")).json()
+        assert http.get(f"/api/v1/patients/{mine['patient']['id']}").status_code == 200
+        listed = http.get("/api/v1/patients").json()["items"]
+        assert {p["source_system"] for p in listed} == {"LAB"}
+        assert http.get("/api/v1/patients", params={"source_system": "EHR"}).status_code == 403
+    with api.client(tokens["source"]) as unbound:
+        other = unbound.post("/api/v1/patients", json=record("EHR", "U-1", name_first="Ty"))
+        assert unbound.get(f"/api/v1/patients/{other.json()['patient']['id']}").status_code == 403
+    with api.client(tokens["lab"]) as http:
+        assert http.get(f"/api/v1/patients/{other.json()['patient']['id']}").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (record(date_of_birth="1975-13-45"), ["body", "demographics", "date_of_birth"]),
+        (record(favourite_colour="crimson"), ["body", "demographics", "favourite_colour"]),
+        ({**record(), "source_system": ""}, ["body", "source_system"]),
+        ({"source_system": "EHR"}, ["body", "demographics"]),
+        (record(name_first=None, name_last=None), ["body", "demographics"]),
+        (record(phone="not a phone"), ["body", "demographics", "phone"]),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field_never_the_value(api, tokens, body, field):
+    with api.client(tokens["source"]) as http:
+        answer = http.post("/api/v1/matching/lookup", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"][0]["loc"] == field
+    for secret in ("1975-13-45", "crimson", "not a phone"):
+        assert secret not in answer.text
+
+
+def test_oversized_and_malformed_bodies_are_refused(api, tokens):
+    with api.client(tokens["source"]) as http:
+        huge = record(name_first="A" * 100)
+        huge["medical_data"] = {"conditions": ["x" * 1000] * 1500}
+        assert http.post("/api/v1/matching/lookup", json=huge).status_code == 413
+        bad = http.post(
+            "/api/v1/matching/lookup",
+            content=b"{not json",
+            headers={"content-type": "application/json"},
+        )
+        assert bad.status_code == 422
+
+
+def test_nothing_was_stored_by_refused_requests(api, tokens, database_url):
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        systems = set(
+            conn.execute(text("SELECT DISTINCT source_system FROM source_records")).scalars()
+        )
+    engine.dispose()
+    assert "X" not in systems and systems <= {"EHR", "CLINIC", "LAB"}
