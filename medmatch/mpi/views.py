@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from medmatch.errors import NotFoundError
 from medmatch.mpi import schema as t
@@ -72,12 +73,11 @@ class MpiViews:
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def match_result(self, result_id: int) -> dict[str, Any]:
-        query = select(t.MatchResult).where(t.MatchResult.id == result_id)
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        if row is None:
-            raise NotFoundError("match result", result_id)
-        return {c.name: getattr(row[0], c.name) for c in t.MatchResult.__table__.columns}
+        with Session(self.engine) as session:
+            row = session.get(t.MatchResult, result_id)
+            if row is None:
+                raise NotFoundError("match result", result_id)
+            return _columns(row)
 
     def review_items(self, review_ids: list[int]) -> dict[int, dict[str, Any]]:
         """Review items with both records and the comparison that queued them, by id."""
@@ -88,23 +88,23 @@ class MpiViews:
             .outerjoin(t.MatchResult, t.MatchResult.id == t.ReviewItem.match_result_id)
             .where(t.ReviewItem.id.in_(review_ids))
         )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+        with Session(self.engine) as session:
+            rows = session.execute(query).all()
             record_ids = {r[0].record_id_1 for r in rows} | {r[0].record_id_2 for r in rows}
             records = {
                 r.id: dict(r._mapping)
-                for r in conn.execute(_patients().where(t.SourceRecord.id.in_(record_ids)))
+                for r in session.execute(_patients().where(t.SourceRecord.id.in_(record_ids)))
             }
-        out: dict[int, dict[str, Any]] = {}
-        for item, match in rows:
-            out[item.id] = {
-                "item": {c.name: getattr(item, c.name) for c in t.ReviewItem.__table__.columns},
-                "left": records.get(item.record_id_1),
-                "right": records.get(item.record_id_2),
-                "match": (
-                    {c.name: getattr(match, c.name) for c in t.MatchResult.__table__.columns}
-                    if match is not None
-                    else None
-                ),
+            return {
+                item.id: {
+                    "item": _columns(item),
+                    "left": records.get(item.record_id_1),
+                    "right": records.get(item.record_id_2),
+                    "match": _columns(match) if match is not None else None,
+                }
+                for item, match in rows
             }
-        return out
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    return {c.name: getattr(row, c.name) for c in row.__table__.columns}
