@@ -109,4 +109,4 @@ def token_list() -> None:
     for info in _tokens().list():
         state = "revoked" if info.revoked else "live"
         bound = f" as {info.source_system}" if info.source_system else ""
-        out.print(f"{info.id}\t{info.name}\t{info.role}{bound}\t{state}")
+        typer.echo(f"{info.id}\t{info.name}\t{info.role}{bound}\t{state}")

@@ -86,8 +86,8 @@ def api_env(database_url, server_url, tmp_path_factory):  # noqa: F811
 
 
 class Server:
-    def __init__(self, base: str) -> None:
-        self.base = base
+    def __init__(self, base: str, app=None) -> None:
+        self.base, self.app = base, app
         self.ws = base.replace("http://", "ws://")
 
     def client(self, token: str | None = None) -> httpx.Client:
@@ -109,7 +109,7 @@ def api(api_env):
     thread.start()
     base = f"http://127.0.0.1:{port}"
     wait_healthy(base)
-    yield Server(base)
+    yield Server(base, app)
     server.should_exit = True
     thread.join(30)
 
