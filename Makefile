@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DEMO_DIR := .medmatch/demo
 DEMO_SEED := 42
 
-.PHONY: demo test lint clean bench ui
+.PHONY: demo test lint clean bench ui constraints
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_matching.py --sizes 10000 100000 1000000
+
+# docker/constraints.txt: the pins the images install (after a dependency change)
+constraints: $(VENV)/.installed
+	$(PY) scripts/freeze_constraints.py
 
 clean:
 	-[ -x $(PY) ] && $(PY) -m medmatch db stop
