@@ -63,8 +63,6 @@ def _default(field: FieldInfo) -> str:
     value = field.get_default(call_default_factory=True)
     if value is None:
         return "unset"
-    if isinstance(value, BaseModel):
-        return value.model_dump_json()
     if isinstance(value, frozenset | set):
         return json.dumps(sorted(value))
     if isinstance(value, dict | list):
