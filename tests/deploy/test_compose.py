@@ -70,6 +70,8 @@ def test_the_services_of_the_architecture(doc: dict) -> None:
     assert doc["services"]["medmatch-worker"]["deploy"]["replicas"] == 2
     # the daemon owns schedules, sensors and the queue: one of it, ever
     assert "deploy" not in doc["services"]["dagster-daemon"]
+    # runs and steps are grandchildren of PID 1: an init reaps them
+    assert all(svc["init"] is True for svc in files.our_services(doc).values())
 
 
 def test_depends_on_conditions_hold(doc: dict) -> None:
