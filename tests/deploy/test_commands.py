@@ -100,15 +100,22 @@ def test_command_exists(argv: list[str]) -> None:
     try:
         parse(argv)
     except CommandError:
-        if tuple(argv[:2]) in AWAITING_COMMANDS:
+        if tuple(argv[:2]) in AWAITING_COMMANDS and not exists(argv[:2]):
             pytest.skip(f"{' '.join(argv[:2])} comes with the API (issue 7)")
         raise
 
 
+def exists(argv: list[str]) -> bool:
+    try:
+        parse(argv)
+    except CommandError:
+        return False
+    return True
+
+
 def test_awaiting_commands_are_still_awaited() -> None:
-    for argv in AWAITING_COMMANDS:
-        with pytest.raises(CommandError):
-            parse([*argv, "--help-not-an-option"])
+    arrived = [argv for argv in AWAITING_COMMANDS if exists(list(argv))]
+    assert not arrived, f"{arrived} exist now: remove them from AWAITING_COMMANDS"
 
 
 def test_a_wrong_option_or_command_is_caught() -> None:
