@@ -19,7 +19,7 @@ from tests.deploy import files
 
 # Commands the API issue (#7) adds; the compose file already runs them. Once one exists, the
 # test below says to drop it from here.
-AWAITING_COMMANDS = {("medmatch", "serve")}
+AWAITING_COMMANDS: set[tuple[str, str]] = set()
 # Programs of the base image, checked for what they are, not for their options.
 INTERPRETERS = {"python", "sh"}
 
