@@ -8,9 +8,11 @@ import logging
 import uuid
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 from medmatch.errors import ConflictError, InvalidFieldError, MedMatchError, NotFoundError
 
@@ -48,6 +50,19 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ConflictError)
     async def _conflict(_: Request, exc: ConflictError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_409_CONFLICT)
+
+    @app.exception_handler(DBAPIError)
+    async def _contended(request: Request, exc: DBAPIError) -> JSONResponse:
+        # two writers crossed (a deadlock the database broke, or a serialization failure):
+        # nothing was changed; the client may simply retry. Anything else is an incident.
+        if isinstance(
+            exc.orig, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure
+        ):
+            return JSONResponse(
+                {"detail": "a concurrent change got in the way: nothing was changed, retry"},
+                status_code=status.HTTP_409_CONFLICT,
+            )
+        raise exc
 
     @app.exception_handler(MedMatchError)
     async def _refused(_: Request, exc: MedMatchError) -> JSONResponse:

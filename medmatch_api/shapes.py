@@ -48,8 +48,7 @@ def may_read_patient(who: Principal, source_system: str) -> bool:
 
 
 def golden_out(context: ApiContext, golden_id: str) -> GoldenOut:
-    view = context.mpi.golden.get(golden_id)
-    sources = context.mpi.golden.sources(golden_id)
+    view, sources = context.mpi.golden.with_sources(golden_id)
     origin = provenance(sources, view.demographics, context.settings.source_trust)
     return GoldenOut(
         golden_id=view.golden_id,

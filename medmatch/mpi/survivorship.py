@@ -97,11 +97,14 @@ def provenance(
     ranked = sorted(records, key=lambda r: _rank(r, trust or {}), reverse=True)
     out: dict[str, list[int]] = {}
     for name in FIELDS:
-        if name in demographics:
-            holder = next(r for r in ranked if r.demographics.get(name) == demographics[name])
+        value = demographics.get(name)
+        # None when no linked record holds the value any more (read while links changed)
+        holder = next((r for r in ranked if r.demographics.get(name) == value), None)
+        if name in demographics and holder is not None:
             out[name] = [holder.id]
     for name, plural in MULTI_VALUED.items():
         for value in demographics.get(plural, ()):
             holders = [r.id for r in ranked if r.demographics.get(name) == value]
-            out.setdefault(plural, []).extend(holders)
+            if holders:
+                out.setdefault(plural, []).extend(holders)
     return out

@@ -155,3 +155,13 @@ def test_websockets_refuse_a_missing_or_weak_token(api, tokens):
                 pass
     with connect(f"{api.ws}/ws/events?token={tokens['reviewer']}"):
         pass
+
+
+def test_provenance_skips_values_no_linked_record_holds():
+    from medmatch.mpi.domain import StoredRecord
+    from medmatch.mpi.survivorship import provenance
+
+    holder = StoredRecord(7, "EHR", "1", {"name_first": "Ann"}, {}, {})
+    stale = {"name_first": "Ann", "name_last": "Moved-away", "phones": ["+16175550143"]}
+    assert provenance([holder], stale) == {"name_first": [7]}
+    assert provenance([], stale) == {}

@@ -72,3 +72,33 @@ def test_unexpected_errors_are_a_500_without_details(api, tokens):
         context.views = views
     assert answer.status_code == 500 and "Garcia" not in answer.text
     assert "incident" in answer.json()["detail"]
+
+
+def test_crossed_writers_are_a_409_to_retry_other_database_errors_an_incident(api, tokens):
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    context = api.app.state.context
+    views = context.views
+
+    class Crossed:
+        def __init__(self, orig):
+            self.orig = orig
+
+        def patient(self, record_id):
+            raise DBAPIError("SELECT", {}, self.orig)
+
+    answers = []
+    try:
+        for orig in (psycopg.errors.DeadlockDetected("x"), psycopg.errors.DiskFull("y")):
+            context.views = Crossed(orig)
+            answers.append(
+                httpx.get(
+                    f"{api.base}/api/v1/patients/1",
+                    headers={"Authorization": f"Bearer {tokens['reviewer']}"},
+                )
+            )
+    finally:
+        context.views = views
+    assert [a.status_code for a in answers] == [409, 500]
+    assert "retry" in answers[0].json()["detail"]

@@ -112,6 +112,12 @@ class GoldenRecordService:
         with self.uow_factory() as uow:
             return self._view(uow, golden_id)
 
+    def with_sources(self, golden_id: str) -> tuple[GoldenView, list[StoredRecord]]:
+        """The golden record and its source records, read in one transaction (consistent)."""
+        with self.uow_factory() as uow:
+            view = self._view(uow, golden_id)
+            return view, uow.records.get_many(view.source_record_ids)
+
     def sources(self, golden_id: str) -> list[StoredRecord]:
         with self.uow_factory() as uow:
             self._require(uow, golden_id)
