@@ -82,7 +82,13 @@ function show(screen) {
   if (heading) heading.focus();
 }
 
-const percent = (p) => `${(100 * p).toFixed(1)}%`;
+// near certainty shows more digits: 99.99% and 100% are different claims
+function percent(p) {
+  const tail = Math.min(p, 1 - p);
+  if (tail > 0 && tail < 1e-6) return p > 0.5 ? "> 99.9999%" : "< 0.0001%";
+  const digits = tail > 0 && tail < 0.001 ? Math.min(4, Math.ceil(-Math.log10(tail)) - 1) : 1;
+  return `${(100 * p).toFixed(digits)}%`;
+}
 const recordLabel = (r) => `${r.source_system} #${r.id}`;
 const personLabel = (d) => [d.name_last, d.name_first].filter(Boolean).join(", ") || "(no name)";
 
@@ -247,8 +253,9 @@ function renderEvidence(match) {
   $("explanation").textContent = `${match.explanation} (decided by ${match.stage}, model ${match.model_version})`;
   if (match.ai_reasoning) {
     $("ai-card").hidden = false;
-    const similarity = match.medical_similarity == null ? "" : ` Medical similarity ${percent(match.medical_similarity)}.`;
-    $("ai-reasoning").textContent = match.ai_reasoning + similarity;
+    const similarity = match.medical_similarity == null ? "" : `Medical similarity ${Math.round(100 * match.medical_similarity)}%.`;
+    $("ai-reasoning").textContent = match.ai_reasoning.replace(/\.?$/, ".");
+    $("ai-similarity").textContent = similarity;
   }
   const bars = (match.evidence && match.evidence.waterfall) || [];
   if (!bars.length) {
@@ -260,7 +267,7 @@ function renderEvidence(match) {
   let total = 0;
   for (const bar of bars) {
     const weight = Number(bar.match_weight) + Number(bar.tf_adjustment || 0);
-    steps.push({ label: bar.comparison === "prior" ? "prior (before any comparison)" : `${bar.comparison.replaceAll("_", " ")}: ${bar.level}`, from: total, weight });
+    steps.push({ label: bar.comparison === "prior" ? "prior (start)" : `${bar.comparison.replaceAll("_", " ")}: ${bar.level}`, from: total, weight });
     total += weight;
   }
   const ends = steps.flatMap((s) => [s.from, s.from + s.weight]).concat([0, total]);
@@ -269,17 +276,17 @@ function renderEvidence(match) {
   const list = el("ol", { class: "bars", "aria-label": "Match weight per comparison" });
   for (const step of steps) {
     const start = Math.min(step.from, step.from + step.weight);
-    const bar = el("span", { class: `bar ${step.weight >= 0 ? "up" : "down"}` });
+    const bar = el("span", { class: `step ${step.weight >= 0 ? "up" : "down"}` });
     bar.style.left = at(start);
     bar.style.width = `${(100 * Math.abs(step.weight)) / span}%`;
     const sign = step.weight >= 0 ? "+" : "−";
-    list.append(el("li", {}, el("span", { class: "bar-label" }, step.label),
+    list.append(el("li", {}, el("span", { class: "bar-label", title: step.label }, step.label),
       el("span", { class: "track" }, el("span", { class: "zero" }), bar),
       el("span", { class: "bar-value" }, `${sign}${Math.abs(step.weight).toFixed(2)}`)));
   }
   for (const zero of list.querySelectorAll(".zero")) zero.style.left = at(0);
   const probability = 1 / (1 + 2 ** -total);
-  list.append(el("li", { class: "total" }, el("span", { class: "bar-label" }, "sum: match weight"),
+  list.append(el("li", { class: "total", "data-weight": total, "data-probability": probability }, el("span", { class: "bar-label" }, "sum: match weight"),
     el("span", { class: "track" }, `→ probability ${percent(probability)}`),
     el("span", { class: "bar-value" }, total.toFixed(2))));
   box.append(list);

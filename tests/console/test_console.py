@@ -115,7 +115,10 @@ def test_a_pair_resolved_by_keyboard_leaves_a_colleagues_queue(console, api, tok
     expect(alice.locator(".bars li:not(.total)")).to_have_count(len(bars))
     total = sum(b["match_weight"] + b.get("tf_adjustment", 0) for b in bars)
     expect(alice.locator(".bars li.total")).to_contain_text(f"{total:.2f}")
-    expect(alice.locator(".bars li.total")).to_contain_text(f"{100 * item['confidence']:.1f}%")
+    shown = float(alice.locator(".bars li.total").get_attribute("data-probability"))
+    assert abs(shown - item["confidence"]) < 1e-9  # the bars add up to the stored probability
+    expect(alice.locator("#ai-card")).to_be_visible()
+    expect(alice.locator("#ai-reasoning")).to_have_text(item["ai_reasoning"].rstrip(".") + ".")
     screenshot(alice, "console-pair.png")
 
     alice.keyboard.press("m")
