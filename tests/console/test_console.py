@@ -87,6 +87,17 @@ def test_sign_in_keeps_the_token_in_the_tab_and_out_of_the_url(console, tokens):
     assert page.evaluate("sessionStorage.getItem('medmatch.token')") is None
 
 
+def test_without_the_script_the_token_still_stays_out_of_the_url(browser, api, tokens):
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{api.base}/console/")
+    page.get_by_label("Token").fill(tokens["reviewer"])
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    assert page.url == f"{api.base}/console/"  # posted, not sent as ?token=
+    context.close()
+
+
 def test_a_pair_resolved_by_keyboard_leaves_a_colleagues_queue(console, api, tokens, screenshot):
     left, right, review_id = _pending_pair(api, tokens, "C1")
     alice, bob = console(tokens["reviewer"]), console(tokens["reviewer2"])
