@@ -7,7 +7,7 @@ DEMO_SEED := 42
 # the pipeline's default landing folder (MEDMATCH_LANDING_DIR): the UI and the API use it too
 LANDING := .medmatch/landing
 
-.PHONY: demo test lint clean bench ui serve
+.PHONY: demo test lint clean bench ui serve constraints
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_matching.py --sizes 10000 100000 1000000
+
+# docker/constraints.txt: the pins the images install (after a dependency change)
+constraints: $(VENV)/.installed
+	$(PY) scripts/freeze_constraints.py
 
 clean:
 	-[ -x $(PY) ] && $(PY) -m medmatch db stop

@@ -81,9 +81,6 @@ class Settings(BaseSettings):
     models_dir: str = Field(
         ".medmatch/models", description="the pipeline's versioned models (current.json: in use)"
     )
-    dagster_workspace: str = Field(
-        "workspace.yaml", description="the Dagster workspace the API launches batch runs from"
-    )
     batch_launcher: Literal["local", "queue"] = Field(
         "local",
         description="local: the API starts the Dagster run in a subprocess (no daemon needed); "

@@ -3,12 +3,16 @@ views, the event bus and the batch service."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from medmatch.config import Settings, get_settings
+from medmatch.matching import MatchModel, PatientMatcher
 from medmatch.mpi.access import AccessAudit, TokenStore
 from medmatch.mpi.bootstrap import MPI, bootstrap
 from medmatch.mpi.database import database_url, sqlalchemy_url
+from medmatch.mpi.services import MatchingService
 from medmatch.mpi.views import MpiViews
 from medmatch_api.batch import BatchService
 from medmatch_api.events import EventBus
@@ -23,6 +27,34 @@ def _dagster_instance():  # type: ignore[no-untyped-def]
     return dg.DagsterInstance.get()
 
 
+class PromotedModel:
+    """Lookups score with the model the pipeline promoted (`models_dir/current.json`, else
+    the shipped one) and switch to a newly promoted one on the next request: one model,
+    two engines. Each request takes one service, so a switch never mixes two models."""
+
+    def __init__(self, mpi: MPI, settings: Settings) -> None:
+        self.mpi, self.settings = mpi, settings
+        self.path = Path(settings.models_dir) / "current.json"
+        self._stamp: float | None = None
+        self._service = mpi.matching
+        self._lock = threading.Lock()
+
+    def service(self) -> MatchingService:
+        stamp = self.path.stat().st_mtime if self.path.exists() else None
+        if stamp != self._stamp:
+            with self._lock:
+                if stamp != self._stamp:
+                    model = MatchModel.load(self.path) if stamp is not None else None
+                    matcher = PatientMatcher(
+                        model,
+                        thresholds=self.settings.thresholds,
+                        adjudicator=self.mpi.matcher.adjudicators,
+                    )
+                    self._service = MatchingService(self.mpi.uow_factory, matcher, self.settings)
+                    self._stamp = stamp
+        return self._service
+
+
 @dataclass
 class ApiContext:
     settings: Settings
@@ -32,6 +64,7 @@ class ApiContext:
     views: MpiViews
     events: EventBus
     batch: BatchService
+    model: PromotedModel
 
     @classmethod
     def create(cls, settings: Settings | None = None) -> ApiContext:
@@ -48,7 +81,12 @@ class ApiContext:
             views=MpiViews(mpi.engine),
             events=events,
             batch=batch,
+            model=PromotedModel(mpi, settings),
         )
+
+    @property
+    def matching(self) -> MatchingService:
+        return self.model.service()
 
     def close(self) -> None:
         self.mpi.engine.dispose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -52,17 +53,41 @@ def install(app: FastAPI) -> None:
     async def _refused(_: Request, exc: MedMatchError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_400_BAD_REQUEST)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        incident = uuid.uuid4().hex[:12]
-        log.error(
-            "incident %s: %s on %s %s",
-            incident,
-            type(exc).__name__,
-            request.method,
-            request.scope.get("route").path if request.scope.get("route") else "?",
-        )
-        return JSONResponse(
-            {"detail": f"internal error (incident {incident})"},
-            status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
-        )
+
+class Incidents:
+    """The outermost guard: an unexpected exception becomes a 500 naming an incident id, and
+    the log gets the id, the exception's class and the route, never its text or traceback
+    (either may carry patient data). Nothing is re-raised, so the server logs nothing more."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            incident = uuid.uuid4().hex[:12]
+            route = scope.get("route")
+            log.error(
+                "incident %s: %s on %s %s",
+                incident,
+                type(exc).__name__,
+                scope.get("method"),
+                getattr(route, "path", "?"),
+            )
+            if not started:
+                response = JSONResponse(
+                    {"detail": f"internal error (incident {incident})"},
+                    status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+                )
+                await response(scope, receive, send)

@@ -40,6 +40,7 @@ def create_app(context_factory: Callable[[], ApiContext] = ApiContext.create) ->
     )
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=get_settings().api_max_body_bytes)
+    app.add_middleware(errors.Incidents)  # added last: the outermost
     app.include_router(health.router)
     api = APIRouter(prefix=API_V1)
     for module in (patients, matching, golden, review, me):

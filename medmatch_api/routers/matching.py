@@ -25,7 +25,7 @@ JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]
 def lookup(body: RecordIn, who: Submitter, context: Context) -> LookupOut:
     """The single-record lookup flow: store (idempotent), find candidates, score, decide,
     and link, queue for review or create a golden record, in one transaction."""
-    result = context.mpi.matching.lookup(record_of(body, who, context), actor=who.name)
+    result = context.matching.lookup(record_of(body, who, context), actor=who.name)
     context.events.publish(
         "lookup",
         source_record_id=result.source_record_id,

@@ -23,7 +23,7 @@ def submit_patient(
 ) -> PatientCreated:
     """Store a source record and match it (the real-time lookup flow). Re-sending the same
     source_system + external_id updates that record; it never makes a second identity."""
-    result = context.mpi.matching.lookup(record_of(body, who, context), actor=who.name)
+    result = context.matching.lookup(record_of(body, who, context), actor=who.name)
     context.events.publish(
         "lookup",
         source_record_id=result.source_record_id,

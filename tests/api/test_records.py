@@ -144,3 +144,25 @@ def test_nothing_was_stored_by_refused_requests(api, tokens, database_url):
         )
     engine.dispose()
     assert "X" not in systems and systems <= {"EHR", "CLINIC", "LAB"}
+
+
+def test_lookups_switch_to_the_model_the_pipeline_promotes(api, tokens, api_env):
+    import copy
+    from pathlib import Path
+
+    from medmatch.matching import MatchModel
+
+    shipped = MatchModel.default()
+    settings = copy.deepcopy(shipped.splink_settings)
+    settings["probability_two_random_records_match"] = 0.0005
+    promoted = MatchModel(settings, shipped.term_frequencies)
+    current = Path(api_env["MEDMATCH_MODELS_DIR"]) / "current.json"
+    current.parent.mkdir(parents=True, exist_ok=True)
+    with api.client(tokens["source"]) as http:
+        before = http.post("/api/v1/matching/lookup", json=record("EHR", "V-1")).json()
+        promoted.save(current)
+        after = http.post("/api/v1/matching/lookup", json=record("EHR", "V-2")).json()
+        current.unlink()
+        back = http.post("/api/v1/matching/lookup", json=record("EHR", "V-3")).json()
+    assert before["model_version"] == shipped.version == back["model_version"]
+    assert after["model_version"] == promoted.version != shipped.version

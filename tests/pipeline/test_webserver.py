@@ -89,6 +89,26 @@ def test_the_demo_run_is_visible_in_the_ui(tmp_path, monkeypatch, database_url, 
         assert answer is not None, "the webserver did not answer"
         runs = answer["data"]["runsOrError"]["results"]
         assert any(r["jobName"] == "full_match" and r["status"] == "SUCCESS" for r in runs)
+        _queued_through_the_webserver(port, database_url)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _queued_through_the_webserver(port: int, database_url: str) -> None:
+    """The API's `queue` launcher submits to the webserver; with no daemon the run waits."""
+    import dagster as dg
+
+    from medmatch.config import Settings
+    from medmatch.mpi.database import make_engine
+    from medmatch_api.batch import BatchService
+
+    settings = Settings(batch_launcher="queue", dagster_webserver_url=f"http://127.0.0.1:{port}")
+    engine = make_engine(database_url)
+    with dg.DagsterInstance.get() as instance:
+        batch = BatchService(settings, engine, lambda: instance)
+        job_id = batch.launch("full_match")
+        status = batch.status(job_id)
+        assert instance.get_run_by_id(job_id).status == dg.DagsterRunStatus.QUEUED
+    engine.dispose()
+    assert status.status == "pending" and status.job_type == "full_match"
