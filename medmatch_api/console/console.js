@@ -128,7 +128,7 @@ function signOut(reason = "Signed out.") {
   sessionStorage.removeItem(TOKEN_KEY);
   if (state.events) state.events.close();
   if (state.run) state.run.close();
-  Object.assign(state, { token: null, me: null, item: null, events: null, run: null });
+  Object.assign(state, { token: null, me: null, item: null, events: null, run: null, golden: null });
   state.queue.clear();
   $("who").hidden = $("nav").hidden = true;
   $("token").value = "";
