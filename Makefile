@@ -43,6 +43,7 @@ serve: $(VENV)/.installed
 	$(PY) -m medmatch serve
 
 test: $(VENV)/.installed
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)  # browser tests
 	$(VENV)/bin/ruff check medmatch medmatch_pipeline medmatch_api tests scripts benchmarks
 	$(PY) -m pytest --cov --cov-report=term --cov-fail-under=90
 

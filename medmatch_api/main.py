@@ -15,7 +15,7 @@ from medmatch.config import get_settings
 from medmatch_api import errors
 from medmatch_api.context import ApiContext
 from medmatch_api.limits import BodyLimit
-from medmatch_api.routers import golden, health, matching, patients, review, ws
+from medmatch_api.routers import console, golden, health, matching, me, patients, review, ws
 
 API_V1 = "/api/v1"
 
@@ -43,10 +43,11 @@ def create_app(context_factory: Callable[[], ApiContext] = ApiContext.create) ->
     app.add_middleware(errors.Incidents)  # added last: the outermost
     app.include_router(health.router)
     api = APIRouter(prefix=API_V1)
-    for module in (patients, matching, golden, review):
+    for module in (patients, matching, golden, review, me):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(ws.router)
+    app.include_router(console.router)
     return app
 
 
