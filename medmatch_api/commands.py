@@ -18,6 +18,7 @@ def serve(
     from medmatch.config import get_settings
     from medmatch.mpi import migrate
     from medmatch.mpi.database import database_url
+    from medmatch_api.logs import log_config
     from medmatch_pipeline.instance import prepare
 
     settings = get_settings()
@@ -30,5 +31,6 @@ def serve(
         port=port or settings.api_port,
         workers=workers or settings.api_workers,
         log_level="info",
+        log_config=log_config(),
         access_log=True,
     )
