@@ -32,8 +32,7 @@ from medmatch.matching.adjudication import Adjudicator, Tally, lowest_probabilit
 from medmatch.matching.batch import decide_pairs, predict_pairs
 from medmatch.matching.clustering import cluster
 from medmatch.matching.model import MatchModel
-from medmatch.mpi.domain import StoredRecord
-from medmatch.mpi.survivorship import survive
+from medmatch.mpi.survivorship import FIELDS, survive_many
 
 Progress = Callable[[str, int, int], None]
 LIST_COLUMNS = ("first_name_group", "conditions", "medications")
@@ -419,61 +418,102 @@ def _move_links(cur, job_id, destination, golden_of, actor) -> int:  # type: ign
 
 
 def _close_golden(cur, job_id, emptied, actor) -> None:  # type: ignore[no-untyped-def]
-    for golden, into in sorted(emptied.items()):
-        cur.execute(
-            "INSERT INTO link_history (operation_id, action, old_golden_id, new_golden_id,"
-            " old_status, actor, reason, job_id)"
-            " SELECT %s, 'batch', golden_id, %s, status, %s, %s, %s FROM golden_records"
-            " WHERE golden_id = %s",
-            (
-                job_id,
-                into,
-                actor,
-                "merged by batch re-match" if into else "no record left",
-                job_id,
-                golden,
-            ),
-        )
-        cur.execute(
-            "UPDATE golden_records SET status = %s, merged_into = %s, demographics = '{}',"
-            " medical_data = '{}', source_count = 0, version = version + 1, updated_at = now()"
-            " WHERE golden_id = %s",
-            ("merged" if into else "retired", into, golden),
-        )
+    """Golden records no cluster kept: merged into where most of their records went, else
+    retired; set-based (a first full run merges about half the golden records)."""
+    if not emptied:
+        return
+    cur.execute(
+        "CREATE TEMP TABLE emptied (golden_id text PRIMARY KEY, into_id text) ON COMMIT DROP"
+    )
+    _copy_rows(cur, "emptied", ("golden_id", "into_id"), sorted(emptied.items()))
+    cur.execute(
+        "INSERT INTO link_history (operation_id, action, old_golden_id, new_golden_id,"
+        " old_status, actor, reason, job_id)"
+        " SELECT %s, 'batch', g.golden_id, e.into_id, g.status, %s,"
+        " CASE WHEN e.into_id IS NULL THEN 'no record left' ELSE 'merged by batch re-match' END,"
+        " %s FROM emptied e JOIN golden_records g ON g.golden_id = e.golden_id"
+        " ORDER BY g.golden_id",
+        (job_id, actor, job_id),
+    )
+    cur.execute(
+        "UPDATE golden_records g SET status = CASE WHEN e.into_id IS NULL THEN 'retired'"
+        " ELSE 'merged' END, merged_into = e.into_id, demographics = '{}',"
+        " medical_data = '{}', source_count = 0, version = g.version + 1, updated_at = now()"
+        " FROM emptied e WHERE g.golden_id = e.golden_id"
+    )
+
+
+# the linked records of the touched golden records, as survive_many reads them
+_SURVIVORSHIP_INPUT = (
+    "COPY (SELECT l.golden_id, s.id, s.source_system,"
+    " (extract(epoch FROM coalesce(s.updated_at, s.received_at)) * 1000000)::bigint,"
+    + "".join(f" s.demographics ->> '{name}'," for name in FIELDS)
+    + " s.medical_data -> 'conditions', s.medical_data -> 'medications'"
+    " FROM touched t JOIN record_links l ON l.golden_id = t.golden_id"
+    " JOIN source_records s ON s.id = l.source_record_id) TO STDOUT (FORMAT csv)"
+)
 
 
 def _rebuild_survivorship(cur, golden_ids: list[str], trust: Mapping[str, float]) -> int:  # type: ignore[no-untyped-def]
+    """Survivorship of every touched golden record in bulk: their records out by COPY (CSV),
+    the rules in one DuckDB query over Arrow (survive_many), the results in by COPY and one
+    UPDATE."""
     if not golden_ids:
         return 0
-    cur.execute(
-        "SELECT l.golden_id, s.id, s.source_system, s.external_id, s.demographics,"
-        " s.medical_data, s.received_at, s.updated_at FROM record_links l"
-        " JOIN source_records s ON s.id = l.source_record_id WHERE l.golden_id = ANY(%s)",
-        (golden_ids,),
-    )
-    by_golden: dict[str, list[StoredRecord]] = defaultdict(list)
-    for golden, rid, system, ext, demo, med, received, updated in cur.fetchall():
-        by_golden[golden].append(
-            StoredRecord(rid, system, ext, demo, med, {}, golden, received, updated)
+    import duckdb
+    import pyarrow.csv as pacsv
+
+    cur.execute("CREATE TEMP TABLE touched (golden_id text PRIMARY KEY) ON COMMIT DROP")
+    _copy_rows(cur, "touched", ("golden_id",), ((g,) for g in golden_ids))
+    with tempfile.TemporaryDirectory(prefix="medmatch-survive-") as folder:
+        path = os.path.join(folder, "records.csv")
+        with open(path, "wb") as out, cur.copy(_SURVIVORSHIP_INPUT) as copy:
+            for block in copy:
+                out.write(block)
+        types = {
+            "golden_id": "VARCHAR",
+            "id": "BIGINT",
+            "source_system": "VARCHAR",
+            "seen_us": "BIGINT",
+            **dict.fromkeys(FIELDS, "VARCHAR"),
+            "conditions": "VARCHAR",
+            "medications": "VARCHAR",
+        }
+        spec = ", ".join(f"'{k}': '{v}'" for k, v in types.items())
+        terms = "from_json({0}, '[\"VARCHAR\"]') AS {0}"
+        with duckdb.connect() as con:
+            records = con.sql(
+                f"SELECT * REPLACE ({terms.format('conditions')}, {terms.format('medications')})"
+                f" FROM read_csv('{path}', header = false, columns = {{{spec}}})"
+            ).arrow()
+            if isinstance(records, pa.RecordBatchReader):
+                records = records.read_all()
+        survived = survive_many(records, trust)
+        del records
+        payload = os.path.join(folder, "survived.csv")
+        pacsv.write_csv(survived, payload, pacsv.WriteOptions(include_header=False))
+        del survived
+        cur.execute(
+            "CREATE TEMP TABLE survived (golden_id text PRIMARY KEY, demographics jsonb,"
+            " medical_data jsonb, source_count int) ON COMMIT DROP"
         )
+        with open(payload, "rb") as source, cur.copy(
+            "COPY survived (golden_id, demographics, medical_data, source_count)"
+            " FROM STDIN (FORMAT csv)"
+        ) as copy:
+            while block := source.read(1 << 20):
+                copy.write(block)
+    # a touched golden record left without records: emptied, and retired if it was active
     cur.execute(
-        "CREATE TEMP TABLE survived (golden_id text PRIMARY KEY, demographics jsonb,"
-        " medical_data jsonb, source_count int) ON COMMIT DROP"
-    )
-    rows = []
-    for golden in golden_ids:
-        records = by_golden.get(golden, [])
-        demo, med = survive(records, trust)
-        rows.append((golden, json.dumps(demo), json.dumps(med), len(records)))
-    _copy_rows(cur, "survived", ("golden_id", "demographics", "medical_data", "source_count"), rows)
-    cur.execute(
-        "UPDATE golden_records g SET demographics = s.demographics,"
-        " medical_data = s.medical_data, source_count = s.source_count,"
-        " status = CASE WHEN s.source_count = 0 AND g.status = 'active' THEN 'retired'"
+        "UPDATE golden_records g SET demographics = coalesce(s.demographics, '{}'),"
+        " medical_data = coalesce(s.medical_data, '{}'),"
+        " source_count = coalesce(s.source_count, 0),"
+        " status = CASE WHEN s.golden_id IS NULL AND g.status = 'active' THEN 'retired'"
         " ELSE g.status END, version = g.version + 1, updated_at = now()"
-        " FROM survived s WHERE g.golden_id = s.golden_id"
+        " FROM touched t LEFT JOIN survived s ON s.golden_id = t.golden_id"
+        " WHERE g.golden_id = t.golden_id"
     )
-    return len(rows)
+    return len(golden_ids)
 
 
 def _queue_reviews(cur, job_id: str, thresholds: MatchThresholds) -> int:  # type: ignore[no-untyped-def]
