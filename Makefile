@@ -21,7 +21,7 @@ demo: $(VENV)/.installed
 	$(PY) -m medmatch db start
 	$(PY) -m medmatch db upgrade
 	$(PY) -m medmatch generate --people 1000 --seed 7 --out $(DEMO_DIR)/landing
-	$(PY) -m medmatch pipeline run --landing $(DEMO_DIR)/landing
+	$(PY) -m medmatch pipeline run --landing $(DEMO_DIR)/landing --start-incremental-schedule
 	@echo ""
 	@echo "Inputs:   $(DEMO_DIR)/demographics.csv, $(DEMO_DIR)/medical.csv (ground truth: truth.csv)"
 	@echo "Outputs:  $(DEMO_DIR)/out/pairs.csv, $(DEMO_DIR)/out/clusters.csv, $(DEMO_DIR)/out/model.json"

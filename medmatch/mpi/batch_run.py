@@ -18,7 +18,7 @@ import os
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -228,15 +228,6 @@ def plan_golden(golden_of: Mapping[str, str], labels: Mapping[str, str]) -> Gold
 
 
 # -- writing ----------------------------------------------------------------------------
-def _copy_rows(cur, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:  # type: ignore[no-untyped-def]
-    n = 0
-    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-            n += 1
-    return n
-
-
 def _register_job(cur, job_id: str, job_type: str) -> None:  # type: ignore[no-untyped-def]
     cur.execute(
         "INSERT INTO batch_jobs (job_id, job_type, status, started_at)"
@@ -335,49 +326,41 @@ _DB_DECISION = {
 
 
 def _write_match_results(cur, job_id, pairs, model, thresholds) -> int:  # type: ignore[no-untyped-def]
-    columns = (
-        "source_record_id",
-        "candidate_record_id",
-        "is_match",
-        "confidence",
-        "match_type",
-        "decision",
-        "evidence",
-        "stage",
-        "explanation",
-        "model_version",
-        "thresholds",
-        "job_id",
-    )
-    limits = json.dumps(thresholds.model_dump())
-    rows = (
-        (
-            int(a),
-            int(b),
-            d == "auto_match",
-            min(max(float(c), 0.0), 1.0),
-            mt,
-            _DB_DECISION[d],
-            json.dumps({"rule": rule} if rule else {}),
-            st,
-            ex,
-            model.version,
-            limits,
-            job_id,
-        )
-        for a, b, c, mt, st, d, rule, ex in zip(
-            pairs["record_id_1"].tolist(),
-            pairs["record_id_2"].tolist(),
-            pairs["confidence"].tolist(),
-            pairs["match_type"].tolist(),
-            pairs["stage"].tolist(),
-            pairs["decision"].tolist(),
-            pairs["rule"].tolist(),
-            pairs["explanation"].tolist(),
-            strict=True,
-        )
-    )
-    return _copy_rows(cur, "match_results", columns, rows)
+    rules = pairs["rule"].astype(object).where(pairs["rule"].notna(), None)
+    evidence = {r: json.dumps({"rule": r} if r else {}) for r in set(rules.tolist())}
+    n = len(pairs)
+    columns = {
+        "source_record_id": pa.array(pairs["record_id_1"].astype("int64").to_numpy()),
+        "candidate_record_id": pa.array(pairs["record_id_2"].astype("int64").to_numpy()),
+        "is_match": pa.array((pairs["decision"] == "auto_match").to_numpy(dtype=bool)),
+        "confidence": pa.array(pairs["confidence"].astype(float).clip(0.0, 1.0).to_numpy()),
+        "match_type": pa.array(pairs["match_type"].astype(str).tolist(), pa.string()),
+        "decision": pa.array(pairs["decision"].map(_DB_DECISION).tolist(), pa.string()),
+        "evidence": pa.array(rules.map(evidence).tolist(), pa.string()),
+        "stage": pa.array(pairs["stage"].astype(str).tolist(), pa.string()),
+        "explanation": pa.array(pairs["explanation"].astype(str).tolist(), pa.string()),
+        "model_version": pa.array([model.version] * n, pa.string()),
+        "thresholds": pa.array([json.dumps(thresholds.model_dump())] * n, pa.string()),
+        "job_id": pa.array([job_id] * n, pa.string()),
+    }
+    return _copy_arrow(cur, "match_results", pa.table(columns))
+
+
+def _copy_arrow(cur, table: str, rows: pa.Table) -> int:  # type: ignore[no-untyped-def]
+    """COPY an Arrow table (its column names are the table's) into `table`, as CSV written
+    by Arrow in C: no Python object per row."""
+    import pyarrow.csv as pacsv
+
+    if rows.num_rows == 0:
+        return 0
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(rows, sink, pacsv.WriteOptions(include_header=False))
+    payload = memoryview(sink.getvalue())  # type: ignore[arg-type]
+    columns = ", ".join(rows.column_names)
+    with cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+        for start in range(0, len(payload), 1 << 20):
+            copy.write(payload[start : start + (1 << 20)])
+    return rows.num_rows
 
 
 def _create_golden(cur, n: int) -> list[str]:  # type: ignore[no-untyped-def]
@@ -397,9 +380,13 @@ def _move_links(cur, job_id, destination, golden_of, actor) -> int:  # type: ign
     cur.execute(
         "CREATE TEMP TABLE moves (record_id bigint PRIMARY KEY, golden_id text) ON COMMIT DROP"
     )
-    _copy_rows(
-        cur, "moves", ("record_id", "golden_id"), ((int(r), g) for r, g in destination.items())
+    moves = pa.table(
+        {
+            "record_id": pa.array(list(destination), pa.string()).cast(pa.int64()),
+            "golden_id": pa.array(list(destination.values()), pa.string()),
+        }
     )
+    _copy_arrow(cur, "moves", moves)
     cur.execute(
         "INSERT INTO link_history (operation_id, action, source_record_id, old_golden_id,"
         " new_golden_id, actor, reason, job_id)"
@@ -425,7 +412,17 @@ def _close_golden(cur, job_id, emptied, actor) -> None:  # type: ignore[no-untyp
     cur.execute(
         "CREATE TEMP TABLE emptied (golden_id text PRIMARY KEY, into_id text) ON COMMIT DROP"
     )
-    _copy_rows(cur, "emptied", ("golden_id", "into_id"), sorted(emptied.items()))
+    ordered = sorted(emptied.items())
+    _copy_arrow(
+        cur,
+        "emptied",
+        pa.table(
+            {
+                "golden_id": pa.array([g for g, _ in ordered], pa.string()),
+                "into_id": pa.array([d for _, d in ordered], pa.string()),
+            }
+        ),
+    )
     cur.execute(
         "INSERT INTO link_history (operation_id, action, old_golden_id, new_golden_id,"
         " old_status, actor, reason, job_id)"
@@ -464,7 +461,7 @@ def _rebuild_survivorship(cur, golden_ids: list[str], trust: Mapping[str, float]
     import pyarrow.csv as pacsv
 
     cur.execute("CREATE TEMP TABLE touched (golden_id text PRIMARY KEY) ON COMMIT DROP")
-    _copy_rows(cur, "touched", ("golden_id",), ((g,) for g in golden_ids))
+    _copy_arrow(cur, "touched", pa.table({"golden_id": pa.array(golden_ids, pa.string())}))
     with tempfile.TemporaryDirectory(prefix="medmatch-survive-") as folder:
         path = os.path.join(folder, "records.csv")
         with open(path, "wb") as out, cur.copy(_SURVIVORSHIP_INPUT) as copy:
