@@ -23,7 +23,7 @@ demo: $(VENV)/.installed
 	$(PY) -m medmatch db start
 	$(PY) -m medmatch db upgrade
 	$(PY) -m medmatch generate --people 1000 --seed 7 --out $(LANDING)
-	$(PY) -m medmatch pipeline run --landing $(LANDING)
+	$(PY) -m medmatch pipeline run --landing $(LANDING) --start-incremental-schedule
 	@echo ""
 	@echo "Inputs:   $(DEMO_DIR)/demographics.csv, $(DEMO_DIR)/medical.csv (ground truth: truth.csv)"
 	@echo "Outputs:  $(DEMO_DIR)/out/pairs.csv, $(DEMO_DIR)/out/clusters.csv, $(DEMO_DIR)/out/model.json"

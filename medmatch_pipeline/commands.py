@@ -29,6 +29,10 @@ def run(
         str | None, typer.Option(help="the Dagster run id to use (the API chooses it)")
     ] = None,
     adjudicator: Annotated[str, typer.Option(help="auto, offline, ollama or none")] = "auto",
+    start_incremental_schedule: Annotated[
+        bool,
+        typer.Option(help="turn the 15-minute incremental schedule on in this instance (demo)"),
+    ] = False,
 ) -> None:
     """Run a job on the Dagster instance in DAGSTER_HOME (runs show in the UI)."""
     import dagster as dg
@@ -72,7 +76,30 @@ def run(
     for step, seconds in timings.items():
         table.add_row(f"time: {step}", f"{seconds:.2f} s")
     out.print(table)
+    if start_incremental_schedule:
+        start_schedule(INCREMENTAL_SCHEDULE)
+        out.print(f"schedule {INCREMENTAL_SCHEDULE}: on (runs while the UI's daemon runs)")
     out.print(f"Dagster UI on this instance ({home}): make ui, then Runs")
+
+
+INCREMENTAL_SCHEDULE = "incremental_every_15_minutes"
+
+
+def start_schedule(name: str) -> None:
+    """Turn a schedule on in the instance of DAGSTER_HOME, as `dagster dev -w workspace.yaml`
+    names it (the stored state is keyed by the workspace's code location): Dagster's own
+    `dagster schedule start` on the repo's workspace.yaml."""
+    import subprocess
+    import sys
+
+    from medmatch_pipeline.instance import ROOT
+
+    subprocess.run(
+        [sys.executable, "-m", "dagster", "schedule", "start", name, "-w", "workspace.yaml"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
 
 
 def _counts(conn, run_id: str) -> dict[str, int]:  # type: ignore[no-untyped-def]

@@ -2,7 +2,8 @@
 
 full_match re-matches everything (nightly schedule); incremental_match matches one landing
 batch against the index (a sensor on the landing folder, a 15-minute schedule). All are off
-by default; an operator turns them on in the UI (`make ui`).
+by default; an operator turns them on in the UI (`make ui`). The demo instance has the
+incremental schedule on (`medmatch pipeline run --start-incremental-schedule`, as make demo).
 """
 
 import dagster as dg

@@ -18,7 +18,7 @@ import os
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +32,7 @@ from medmatch.matching.adjudication import Adjudicator, Tally, lowest_probabilit
 from medmatch.matching.batch import decide_pairs, predict_pairs
 from medmatch.matching.clustering import cluster
 from medmatch.matching.model import MatchModel
-from medmatch.mpi.domain import StoredRecord
-from medmatch.mpi.survivorship import survive
+from medmatch.mpi.survivorship import FIELDS, survive_many
 
 Progress = Callable[[str, int, int], None]
 LIST_COLUMNS = ("first_name_group", "conditions", "medications")
@@ -229,15 +228,6 @@ def plan_golden(golden_of: Mapping[str, str], labels: Mapping[str, str]) -> Gold
 
 
 # -- writing ----------------------------------------------------------------------------
-def _copy_rows(cur, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:  # type: ignore[no-untyped-def]
-    n = 0
-    with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-            n += 1
-    return n
-
-
 def _register_job(cur, job_id: str, job_type: str) -> None:  # type: ignore[no-untyped-def]
     cur.execute(
         "INSERT INTO batch_jobs (job_id, job_type, status, started_at)"
@@ -336,49 +326,41 @@ _DB_DECISION = {
 
 
 def _write_match_results(cur, job_id, pairs, model, thresholds) -> int:  # type: ignore[no-untyped-def]
-    columns = (
-        "source_record_id",
-        "candidate_record_id",
-        "is_match",
-        "confidence",
-        "match_type",
-        "decision",
-        "evidence",
-        "stage",
-        "explanation",
-        "model_version",
-        "thresholds",
-        "job_id",
-    )
-    limits = json.dumps(thresholds.model_dump())
-    rows = (
-        (
-            int(a),
-            int(b),
-            d == "auto_match",
-            min(max(float(c), 0.0), 1.0),
-            mt,
-            _DB_DECISION[d],
-            json.dumps({"rule": rule} if rule else {}),
-            st,
-            ex,
-            model.version,
-            limits,
-            job_id,
-        )
-        for a, b, c, mt, st, d, rule, ex in zip(
-            pairs["record_id_1"].tolist(),
-            pairs["record_id_2"].tolist(),
-            pairs["confidence"].tolist(),
-            pairs["match_type"].tolist(),
-            pairs["stage"].tolist(),
-            pairs["decision"].tolist(),
-            pairs["rule"].tolist(),
-            pairs["explanation"].tolist(),
-            strict=True,
-        )
-    )
-    return _copy_rows(cur, "match_results", columns, rows)
+    rules = pairs["rule"].astype(object).where(pairs["rule"].notna(), None)
+    evidence = {r: json.dumps({"rule": r} if r else {}) for r in set(rules.tolist())}
+    n = len(pairs)
+    columns = {
+        "source_record_id": pa.array(pairs["record_id_1"].astype("int64").to_numpy()),
+        "candidate_record_id": pa.array(pairs["record_id_2"].astype("int64").to_numpy()),
+        "is_match": pa.array((pairs["decision"] == "auto_match").to_numpy(dtype=bool)),
+        "confidence": pa.array(pairs["confidence"].astype(float).clip(0.0, 1.0).to_numpy()),
+        "match_type": pa.array(pairs["match_type"].astype(str).tolist(), pa.string()),
+        "decision": pa.array(pairs["decision"].map(_DB_DECISION).tolist(), pa.string()),
+        "evidence": pa.array(rules.map(evidence).tolist(), pa.string()),
+        "stage": pa.array(pairs["stage"].astype(str).tolist(), pa.string()),
+        "explanation": pa.array(pairs["explanation"].astype(str).tolist(), pa.string()),
+        "model_version": pa.array([model.version] * n, pa.string()),
+        "thresholds": pa.array([json.dumps(thresholds.model_dump())] * n, pa.string()),
+        "job_id": pa.array([job_id] * n, pa.string()),
+    }
+    return _copy_arrow(cur, "match_results", pa.table(columns))
+
+
+def _copy_arrow(cur, table: str, rows: pa.Table) -> int:  # type: ignore[no-untyped-def]
+    """COPY an Arrow table (its column names are the table's) into `table`, as CSV written
+    by Arrow in C: no Python object per row."""
+    import pyarrow.csv as pacsv
+
+    if rows.num_rows == 0:
+        return 0
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(rows, sink, pacsv.WriteOptions(include_header=False))
+    payload = memoryview(sink.getvalue())  # type: ignore[arg-type]
+    columns = ", ".join(rows.column_names)
+    with cur.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+        for start in range(0, len(payload), 1 << 20):
+            copy.write(payload[start : start + (1 << 20)])
+    return rows.num_rows
 
 
 def _create_golden(cur, n: int) -> list[str]:  # type: ignore[no-untyped-def]
@@ -398,9 +380,13 @@ def _move_links(cur, job_id, destination, golden_of, actor) -> int:  # type: ign
     cur.execute(
         "CREATE TEMP TABLE moves (record_id bigint PRIMARY KEY, golden_id text) ON COMMIT DROP"
     )
-    _copy_rows(
-        cur, "moves", ("record_id", "golden_id"), ((int(r), g) for r, g in destination.items())
+    moves = pa.table(
+        {
+            "record_id": pa.array(list(destination), pa.string()).cast(pa.int64()),
+            "golden_id": pa.array(list(destination.values()), pa.string()),
+        }
     )
+    _copy_arrow(cur, "moves", moves)
     cur.execute(
         "INSERT INTO link_history (operation_id, action, source_record_id, old_golden_id,"
         " new_golden_id, actor, reason, job_id)"
@@ -419,61 +405,112 @@ def _move_links(cur, job_id, destination, golden_of, actor) -> int:  # type: ign
 
 
 def _close_golden(cur, job_id, emptied, actor) -> None:  # type: ignore[no-untyped-def]
-    for golden, into in sorted(emptied.items()):
-        cur.execute(
-            "INSERT INTO link_history (operation_id, action, old_golden_id, new_golden_id,"
-            " old_status, actor, reason, job_id)"
-            " SELECT %s, 'batch', golden_id, %s, status, %s, %s, %s FROM golden_records"
-            " WHERE golden_id = %s",
-            (
-                job_id,
-                into,
-                actor,
-                "merged by batch re-match" if into else "no record left",
-                job_id,
-                golden,
-            ),
-        )
-        cur.execute(
-            "UPDATE golden_records SET status = %s, merged_into = %s, demographics = '{}',"
-            " medical_data = '{}', source_count = 0, version = version + 1, updated_at = now()"
-            " WHERE golden_id = %s",
-            ("merged" if into else "retired", into, golden),
-        )
+    """Golden records no cluster kept: merged into where most of their records went, else
+    retired; set-based (a first full run merges about half the golden records)."""
+    if not emptied:
+        return
+    cur.execute(
+        "CREATE TEMP TABLE emptied (golden_id text PRIMARY KEY, into_id text) ON COMMIT DROP"
+    )
+    ordered = sorted(emptied.items())
+    _copy_arrow(
+        cur,
+        "emptied",
+        pa.table(
+            {
+                "golden_id": pa.array([g for g, _ in ordered], pa.string()),
+                "into_id": pa.array([d for _, d in ordered], pa.string()),
+            }
+        ),
+    )
+    cur.execute(
+        "INSERT INTO link_history (operation_id, action, old_golden_id, new_golden_id,"
+        " old_status, actor, reason, job_id)"
+        " SELECT %s, 'batch', g.golden_id, e.into_id, g.status, %s,"
+        " CASE WHEN e.into_id IS NULL THEN 'no record left' ELSE 'merged by batch re-match' END,"
+        " %s FROM emptied e JOIN golden_records g ON g.golden_id = e.golden_id"
+        " ORDER BY g.golden_id",
+        (job_id, actor, job_id),
+    )
+    cur.execute(
+        "UPDATE golden_records g SET status = CASE WHEN e.into_id IS NULL THEN 'retired'"
+        " ELSE 'merged' END, merged_into = e.into_id, demographics = '{}',"
+        " medical_data = '{}', source_count = 0, version = g.version + 1, updated_at = now()"
+        " FROM emptied e WHERE g.golden_id = e.golden_id"
+    )
+
+
+# the linked records of the touched golden records, as survive_many reads them
+_SURVIVORSHIP_INPUT = (
+    "COPY (SELECT l.golden_id, s.id, s.source_system,"
+    " (extract(epoch FROM coalesce(s.updated_at, s.received_at)) * 1000000)::bigint,"
+    + "".join(f" s.demographics ->> '{name}'," for name in FIELDS)
+    + " s.medical_data -> 'conditions', s.medical_data -> 'medications'"
+    " FROM touched t JOIN record_links l ON l.golden_id = t.golden_id"
+    " JOIN source_records s ON s.id = l.source_record_id) TO STDOUT (FORMAT csv)"
+)
 
 
 def _rebuild_survivorship(cur, golden_ids: list[str], trust: Mapping[str, float]) -> int:  # type: ignore[no-untyped-def]
+    """Survivorship of every touched golden record in bulk: their records out by COPY (CSV),
+    the rules in one DuckDB query over Arrow (survive_many), the results in by COPY and one
+    UPDATE."""
     if not golden_ids:
         return 0
-    cur.execute(
-        "SELECT l.golden_id, s.id, s.source_system, s.external_id, s.demographics,"
-        " s.medical_data, s.received_at, s.updated_at FROM record_links l"
-        " JOIN source_records s ON s.id = l.source_record_id WHERE l.golden_id = ANY(%s)",
-        (golden_ids,),
-    )
-    by_golden: dict[str, list[StoredRecord]] = defaultdict(list)
-    for golden, rid, system, ext, demo, med, received, updated in cur.fetchall():
-        by_golden[golden].append(
-            StoredRecord(rid, system, ext, demo, med, {}, golden, received, updated)
+    import duckdb
+    import pyarrow.csv as pacsv
+
+    cur.execute("CREATE TEMP TABLE touched (golden_id text PRIMARY KEY) ON COMMIT DROP")
+    _copy_arrow(cur, "touched", pa.table({"golden_id": pa.array(golden_ids, pa.string())}))
+    with tempfile.TemporaryDirectory(prefix="medmatch-survive-") as folder:
+        path = os.path.join(folder, "records.csv")
+        with open(path, "wb") as out, cur.copy(_SURVIVORSHIP_INPUT) as copy:
+            for block in copy:
+                out.write(block)
+        types = {
+            "golden_id": "VARCHAR",
+            "id": "BIGINT",
+            "source_system": "VARCHAR",
+            "seen_us": "BIGINT",
+            **dict.fromkeys(FIELDS, "VARCHAR"),
+            "conditions": "VARCHAR",
+            "medications": "VARCHAR",
+        }
+        spec = ", ".join(f"'{k}': '{v}'" for k, v in types.items())
+        terms = "from_json({0}, '[\"VARCHAR\"]') AS {0}"
+        with duckdb.connect() as con:
+            records = con.sql(
+                f"SELECT * REPLACE ({terms.format('conditions')}, {terms.format('medications')})"
+                f" FROM read_csv('{path}', header = false, columns = {{{spec}}})"
+            ).arrow()
+            if isinstance(records, pa.RecordBatchReader):
+                records = records.read_all()
+        survived = survive_many(records, trust)
+        del records
+        payload = os.path.join(folder, "survived.csv")
+        pacsv.write_csv(survived, payload, pacsv.WriteOptions(include_header=False))
+        del survived
+        cur.execute(
+            "CREATE TEMP TABLE survived (golden_id text PRIMARY KEY, demographics jsonb,"
+            " medical_data jsonb, source_count int) ON COMMIT DROP"
         )
+        with open(payload, "rb") as source, cur.copy(
+            "COPY survived (golden_id, demographics, medical_data, source_count)"
+            " FROM STDIN (FORMAT csv)"
+        ) as copy:
+            while block := source.read(1 << 20):
+                copy.write(block)
+    # a touched golden record left without records: emptied, and retired if it was active
     cur.execute(
-        "CREATE TEMP TABLE survived (golden_id text PRIMARY KEY, demographics jsonb,"
-        " medical_data jsonb, source_count int) ON COMMIT DROP"
-    )
-    rows = []
-    for golden in golden_ids:
-        records = by_golden.get(golden, [])
-        demo, med = survive(records, trust)
-        rows.append((golden, json.dumps(demo), json.dumps(med), len(records)))
-    _copy_rows(cur, "survived", ("golden_id", "demographics", "medical_data", "source_count"), rows)
-    cur.execute(
-        "UPDATE golden_records g SET demographics = s.demographics,"
-        " medical_data = s.medical_data, source_count = s.source_count,"
-        " status = CASE WHEN s.source_count = 0 AND g.status = 'active' THEN 'retired'"
+        "UPDATE golden_records g SET demographics = coalesce(s.demographics, '{}'),"
+        " medical_data = coalesce(s.medical_data, '{}'),"
+        " source_count = coalesce(s.source_count, 0),"
+        " status = CASE WHEN s.golden_id IS NULL AND g.status = 'active' THEN 'retired'"
         " ELSE g.status END, version = g.version + 1, updated_at = now()"
-        " FROM survived s WHERE g.golden_id = s.golden_id"
+        " FROM touched t LEFT JOIN survived s ON s.golden_id = t.golden_id"
+        " WHERE g.golden_id = t.golden_id"
     )
-    return len(rows)
+    return len(golden_ids)
 
 
 def _queue_reviews(cur, job_id: str, thresholds: MatchThresholds) -> int:  # type: ignore[no-untyped-def]

@@ -108,3 +108,116 @@ def provenance(
             if holders:
                 out.setdefault(plural, []).extend(holders)
     return out
+
+
+# -- the same rules over many golden records at once ---------------------------------------
+# The batch pipeline rebuilds up to every golden record of the MPI in one run: survive() per
+# golden record in Python is the slow part there, so the rules above are also written as one
+# DuckDB query over an Arrow table. tests/mpi/test_survivorship.py holds the two equal on
+# generated records (ties, blanks, repeated terms, trust); change them together.
+RECORD_COLUMNS = (
+    "golden_id", "id", "source_system", "seen_us", *FIELDS, "conditions", "medications"
+)
+
+
+def _survive_sql(trust_values: str) -> str:
+    positions = {name: i for i, name in enumerate((*FIELDS, *MULTI_VALUED.values()))}
+    fields = ", ".join(FIELDS)
+    names = ", ".join(f"'{n}'" for n in NAME_FIELDS)
+    multi = ", ".join(f"('{k}', '{v}', {positions[v]})" for k, v in MULTI_VALUED.items())
+    position = " ".join(f"WHEN '{k}' THEN {v}" for k, v in positions.items())
+    kinds = " UNION ALL ".join(
+        f"SELECT golden_id, id, '{kind}' AS kind, unnest({kind}) AS term,"
+        f" generate_subscripts({kind}, 1) AS pos FROM records"
+        for kind in ("conditions", "medications")
+    )
+    return f"""
+    WITH trust(source_system, trust) AS (VALUES {trust_values}),
+    ranked AS (  -- rn 1: the most trusted source, then the most recent, then the later id
+        SELECT r.*, row_number() OVER (PARTITION BY golden_id ORDER BY
+            coalesce(t.trust, {DEFAULT_TRUST}) DESC, coalesce(seen_us, 0) DESC, id DESC) AS rn
+        FROM records r LEFT JOIN trust t USING (source_system)
+    ),
+    present AS (
+        SELECT golden_id, rn, field, value
+        FROM (UNPIVOT (SELECT golden_id, rn, {fields} FROM ranked)
+              ON {fields} INTO NAME field VALUE value)
+        WHERE value <> ''
+    ),
+    agreed AS (  -- names: how many records give the value; other fields: rank only
+        SELECT *, CASE WHEN field IN ({names})
+            THEN count(*) OVER (PARTITION BY golden_id, field, value) ELSE 0 END AS agree
+        FROM present
+    ),
+    single AS (
+        SELECT golden_id, field, first(value ORDER BY agree DESC, rn) AS value
+        FROM agreed GROUP BY golden_id, field
+    ),
+    multi(field, plural, pos) AS (VALUES {multi}),
+    distinct_values AS (
+        SELECT p.golden_id, m.plural, m.pos, p.value, min(p.rn) AS first_rn
+        FROM present p JOIN multi m USING (field) GROUP BY ALL
+    ),
+    parts AS (
+        SELECT golden_id, CASE field {position} END AS pos,
+               to_json(field) || ':' || to_json(value) AS part FROM single
+        UNION ALL
+        SELECT golden_id, pos, to_json(plural) || ':' || to_json(list(value ORDER BY first_rn))
+        FROM distinct_values GROUP BY golden_id, plural, pos
+    ),
+    demographics AS (
+        SELECT golden_id, '{{' || string_agg(part, ',' ORDER BY pos) || '}}' AS demographics
+        FROM parts GROUP BY golden_id
+    ),
+    occurrences AS (  -- every term of every record, in record id order, then list order
+        SELECT *, row_number() OVER (PARTITION BY golden_id, kind ORDER BY id, pos) AS occ
+        FROM ({kinds})
+    ),
+    terms AS (
+        SELECT golden_id, kind, term, min(occ) AS first_occ, list(id ORDER BY occ) AS ids
+        FROM occurrences GROUP BY golden_id, kind, term
+    ),
+    kinds AS (
+        SELECT golden_id, kind, to_json(list({{'term': term, 'source_record_ids': ids}}
+            ORDER BY first_occ)) AS entries
+        FROM terms GROUP BY golden_id, kind
+    ),
+    medical AS (
+        SELECT golden_id,
+               '{{' || string_agg(to_json(kind) || ':' || entries, ',' ORDER BY kind) || '}}'
+               AS medical_data
+        FROM kinds GROUP BY golden_id
+    )
+    SELECT g.golden_id, coalesce(d.demographics, '{{}}') AS demographics,
+           coalesce(m.medical_data, '{{}}') AS medical_data, g.source_count
+    FROM (SELECT golden_id, count(*) AS source_count FROM records GROUP BY golden_id) g
+    LEFT JOIN demographics d USING (golden_id) LEFT JOIN medical m USING (golden_id)
+    ORDER BY g.golden_id
+    """
+
+
+def survive_many(records: Any, trust: Mapping[str, float] | None = None) -> Any:
+    """survive() of many golden records in one DuckDB query.
+
+    `records` (an Arrow table): one row per linked source record with RECORD_COLUMNS:
+    golden_id, id, source_system, seen_us (updated_at, else received_at, in microseconds
+    since the epoch; null: never), the demographic FIELDS (text, null or '' when absent) and
+    conditions / medications (lists of terms). Returns an Arrow table: golden_id,
+    demographics and medical_data (JSON text of survive()'s two dicts), source_count.
+    Golden records without any record are not in it.
+    """
+    import duckdb
+
+    trust = trust or {}
+    values = ", ".join(
+        f"({_sql_text(system)}, {float(value)!r}::DOUBLE)" for system, value in trust.items()
+    )
+    values = values or "(NULL::VARCHAR, NULL::DOUBLE)"
+    with duckdb.connect() as con:
+        con.register("records", records)
+        result = con.sql(_survive_sql(values)).arrow()
+        return result.read_all() if hasattr(result, "read_all") else result
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"

@@ -11,6 +11,7 @@ from medmatch.matching.blocking import key_strings
 from medmatch.mpi import batch_run
 from medmatch.mpi.domain import Link
 from medmatch.mpi.services import GoldenRecordService
+from medmatch.mpi.survivorship import survive
 
 
 @pytest.fixture
@@ -84,6 +85,30 @@ def test_full_run_matches_and_a_rerun_changes_nothing(engine, landed, trained):
             text("SELECT count(*) FROM link_history WHERE action = 'batch' AND job_id = 'run-1'")
         ).scalar_one()
         assert batch >= stats["links_moved"]
+
+
+def test_golden_records_written_in_bulk_are_what_survive_gives(
+    engine, landed, trained, uow_factory
+):
+    trust = {"LAB_NET": 0.5, "GENERAL_HOSPITAL": 3.0}
+    batch_run.run_full(engine, trained, MatchThresholds(), job_id="run-1", trust=trust)
+    by_golden: dict[str, list[int]] = {}
+    for record, golden in _links(engine).items():
+        by_golden.setdefault(golden, []).append(int(record))
+    # the clusters the run formed (the fixture's single-record golden records never had
+    # survivorship: it creates them empty)
+    formed = {g: ids for g, ids in by_golden.items() if len(ids) > 1}
+    with uow_factory() as uow:
+        systems = set()
+        for golden_id, record_ids in formed.items():
+            golden = uow.golden.get(golden_id)
+            records = uow.records.get_many(record_ids)
+            systems |= {r.source_system for r in records}
+            demographics, medical = survive(records, trust)
+            assert (golden.demographics, golden.medical_data) == (demographics, medical)
+            assert golden.source_count == len(records) and golden.status == "active"
+    assert set(trust) <= systems  # the trust above applies to records of the test
+    assert len(formed) > 50
 
 
 def test_reviewer_decisions_survive_a_full_rerun(engine, landed, trained, uow_factory):

@@ -15,7 +15,11 @@ from medmatch.cli import app
 from medmatch.config import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-QUERY = "{ runsOrError { ... on Runs { results { runId jobName status } } } }"
+QUERY = """{
+  runsOrError { ... on Runs { results { runId jobName status } } }
+  repositoriesOrError { ... on RepositoryConnection { nodes {
+    schedules { name scheduleState { status } } } } }
+}"""
 
 
 def _free_port() -> int:
@@ -48,7 +52,15 @@ def test_the_demo_run_is_visible_in_the_ui(tmp_path, monkeypatch, database_url, 
     try:
         ran = CliRunner().invoke(
             app,
-            ["pipeline", "run", "--landing", str(tmp_path / "landing"), "--adjudicator", "offline"],
+            [
+                "pipeline",
+                "run",
+                "--landing",
+                str(tmp_path / "landing"),
+                "--adjudicator",
+                "offline",
+                "--start-incremental-schedule",  # as make demo does
+            ],
         )
         assert ran.exit_code == 0, ran.output
         assert "golden records (active)" in ran.output
@@ -89,6 +101,10 @@ def test_the_demo_run_is_visible_in_the_ui(tmp_path, monkeypatch, database_url, 
         assert answer is not None, "the webserver did not answer"
         runs = answer["data"]["runsOrError"]["results"]
         assert any(r["jobName"] == "full_match" and r["status"] == "SUCCESS" for r in runs)
+        (repository,) = answer["data"]["repositoriesOrError"]["nodes"]
+        status = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
+        # on in the demo instance, the nightly full run still off
+        assert status == {"incremental_every_15_minutes": "RUNNING", "nightly_full_match": "STOPPED"}
         _queued_through_the_webserver(port, database_url)
     finally:
         server.terminate()
