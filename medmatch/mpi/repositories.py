@@ -397,7 +397,7 @@ class SqlGoldenRecords(base.GoldenRecordRepository):
         ]
 
 
-_MATCH_ARRAYS = {
+_MATCH_COLUMNS = {
     "source_record_id": "bigint",
     "candidate_record_id": "bigint",
     "is_match": "boolean",
@@ -412,13 +412,14 @@ _MATCH_ARRAYS = {
     "medical_similarity": "float8",
     "ai_reasoning": "text",
 }
-assert set(_MATCH_ARRAYS) == set(MATCH_ENTRY_FIELDS)
-# every comparison of a lookup in one statement of one SQL text, whatever their number
+assert set(_MATCH_COLUMNS) == set(MATCH_ENTRY_FIELDS)
+# every comparison of a lookup in one statement of one SQL text, whatever their number: the
+# rows travel as one JSON array (psycopg would escape JSON inside a text[] char by char)
 _ADD_MATCHES = text(
-    f"INSERT INTO match_results ({', '.join(_MATCH_ARRAYS)})"
-    f" SELECT {', '.join(_MATCH_ARRAYS)} FROM unnest("
-    + ", ".join(f"CAST(:{f} AS {kind}[])" for f, kind in _MATCH_ARRAYS.items())
-    + f") WITH ORDINALITY AS m({', '.join(_MATCH_ARRAYS)}, n) ORDER BY n RETURNING id"
+    f"INSERT INTO match_results ({', '.join(_MATCH_COLUMNS)})"
+    f" SELECT {', '.join(_MATCH_COLUMNS)} FROM ROWS FROM (jsonb_to_recordset(CAST(:rows AS jsonb))"
+    " AS (" + ", ".join(f"{name} {kind}" for name, kind in _MATCH_COLUMNS.items()) + "))"
+    f" WITH ORDINALITY AS m({', '.join(_MATCH_COLUMNS)}, n) ORDER BY n RETURNING id"
 )
 _ONE, _TWO = _CONSTRAINT.c.record_id_1, _CONSTRAINT.c.record_id_2
 _OTHERS = any_(bindparam("others", type_=_IDS))
@@ -442,11 +443,9 @@ class SqlMatches(base.MatchRepository):
     def add_many(self, entries: list[MatchEntry]) -> list[int]:
         if not entries:
             return []
-        columns: dict[str, list[Any]] = {f: [getattr(e, f) for e in entries] for f in _MATCH_ARRAYS}
-        for f in ("evidence", "thresholds"):
-            columns[f] = [json.dumps(v) for v in columns[f]]
+        rows = json.dumps([{f: getattr(e, f) for f in _MATCH_COLUMNS} for e in entries])
         # ids come from the sequence in the order of the ordered SELECT: ascending = row order
-        ids = sorted(self.session.connection().execute(_ADD_MATCHES, columns).scalars())
+        ids = sorted(self.session.connection().execute(_ADD_MATCHES, {"rows": rows}).scalars())
         for entry, entry_id in zip(entries, ids, strict=True):
             entry.id = entry_id
         return ids
