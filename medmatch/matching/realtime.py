@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from medmatch.matching.model import LevelWeights, MatchModel
@@ -35,7 +36,7 @@ class PairScore:
     prior_weight: float
     hits: tuple[LevelHit, ...]
 
-    @property
+    @cached_property  # computed once: the hits never change
     def match_weight(self) -> float:
         return self.prior_weight + sum(h.total for h in self.hits)
 
@@ -72,6 +73,13 @@ class RealtimeScorer:
                 if getattr(level, "term_frequency", False) and w.u_probability is not None:
                     base[level.column] = w.u_probability
             self._tf_base.append(base)
+        # per comparison, what score() reads: name, levels, their weights, the tf bases
+        self._plan = [
+            (comparison.name, comparison.levels, weights, base)
+            for comparison, weights, base in zip(
+                model.comparisons, self._weights, self._tf_base, strict=True
+            )
+        ]
 
     def term_frequency(self, column: str, value: Any) -> float | None:
         if value is None:
@@ -110,21 +118,20 @@ class RealtimeScorer:
 
     def score(self, left: Mapping[str, Any], right: Mapping[str, Any]) -> PairScore:
         hits = []
-        for comparison, weights, base in zip(
-            self.model.comparisons, self._weights, self._tf_base, strict=True
-        ):
-            index = comparison.level_index(left, right)
+        for name, levels, weights, base in self._plan:
+            # the first level the pair reaches (Comparison.level_index, inlined: it runs for
+            # every comparison of every candidate of a lookup); the else level always does
+            for index, level in enumerate(levels):  # noqa: B007
+                if level.matches(left, right):
+                    break
             w = weights[index]
             adjustment = (
                 0.0
-                if index == 0 or comparison.levels[index].is_else_level
-                else (self._tf_adjustment(w, base, left, right))
+                if index == 0 or level.is_else_level
+                else self._tf_adjustment(w, base, left, right)
             )
-            hits.append(
-                LevelHit(
-                    comparison.name, w.label, comparison.gamma(index), w.match_weight, adjustment
-                )
-            )
+            gamma = -1 if index == 0 else len(levels) - 1 - index
+            hits.append(LevelHit(name, w.label, gamma, w.match_weight, adjustment))
         return PairScore(self._prior, tuple(hits))
 
     def score_many(

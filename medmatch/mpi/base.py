@@ -11,7 +11,7 @@ import abc
 from collections.abc import Iterable
 from typing import Any, Self
 
-from medmatch.mpi.domain import Change, Golden, Link, MatchEntry, Review, StoredRecord
+from medmatch.mpi.domain import Candidate, Change, Golden, Link, MatchEntry, Review, StoredRecord
 
 
 class SourceRecordRepository(abc.ABC):
@@ -27,6 +27,26 @@ class SourceRecordRepository(abc.ABC):
         """Store a record; a re-send (same source_system + external_id) updates it.
         Returns the record and whether it is new. Without external_id it is always new."""
 
+    def upsert_if_changed(
+        self,
+        source_system: str,
+        external_id: str | None,
+        demographics: dict[str, Any],
+        medical_data: dict[str, Any],
+        features: dict[str, Any],
+    ) -> tuple[StoredRecord, bool] | None:
+        """`upsert`, except that a re-send holding the demographics and medical data already
+        stored writes nothing and returns None (one statement where the backend can)."""
+        if external_id is not None:
+            known = self.find(source_system, external_id)
+            if (
+                known is not None
+                and known.demographics == demographics
+                and known.medical_data == medical_data
+            ):
+                return None
+        return self.upsert(source_system, external_id, demographics, medical_data, features)
+
     @abc.abstractmethod
     def get(self, record_id: int) -> StoredRecord | None: ...
 
@@ -38,14 +58,18 @@ class SourceRecordRepository(abc.ABC):
     def get_many(self, record_ids: Iterable[int]) -> list[StoredRecord]: ...
 
     @abc.abstractmethod
+    def linked_to(self, golden_id: str) -> list[StoredRecord]:
+        """The records linked to a golden record now, by id."""
+
+    @abc.abstractmethod
     def replace_keys(self, record_id: int, keys: Iterable[str], *, new: bool = False) -> None:
         """The record's blocking-key strings (`medmatch.matching.key_strings`); `new`: the
         record was just created, so it has none to drop."""
 
     @abc.abstractmethod
-    def candidates(self, keys: Iterable[str], exclude: int, limit: int) -> list[StoredRecord]:
-        """Records sharing a blocking key with `keys` (the indexed real-time search), with
-        their golden_id; at most `limit`, the lowest ids first."""
+    def candidates(self, keys: Iterable[str], exclude: int, limit: int) -> list[Candidate]:
+        """Records sharing a blocking key with `keys` (the indexed real-time search): their
+        feature rows and golden_id; at most `limit`, the lowest ids first."""
 
 
 class GoldenRecordRepository(abc.ABC):

@@ -21,6 +21,15 @@ class StoredRecord:
 
 
 @dataclass
+class Candidate:
+    """A stored record as the real-time lookup scores it: its feature row and identity."""
+
+    id: int
+    features: dict[str, Any]  # unique_id is str(id)
+    golden_id: str | None = None
+
+
+@dataclass
 class Golden:
     golden_id: str
     status: str = "active"

@@ -29,6 +29,7 @@ from medmatch.errors import ConflictError, NotFoundError
 from medmatch.mpi import base
 from medmatch.mpi.domain import (
     MATCH_ENTRY_FIELDS,
+    Candidate,
     Change,
     Golden,
     Link,
@@ -212,18 +213,24 @@ class FileSourceRecords(_Repository, base.SourceRecordRepository):
         rows = (self.s["records"].get(str(i)) for i in sorted(set(record_ids)))
         return [self._record(r) for r in rows if r]
 
+    def linked_to(self, golden_id: str) -> list[StoredRecord]:
+        return self.get_many(
+            int(r) for r, link in self.s["links"].items() if link["golden_id"] == golden_id
+        )
+
     def replace_keys(self, record_id: int, keys: Iterable[str], *, new: bool = False) -> None:
         self._require("records", record_id)
         self.s["keys"][str(record_id)] = sorted(set(keys))
 
-    def candidates(self, keys: Iterable[str], exclude: int, limit: int) -> list[StoredRecord]:
+    def candidates(self, keys: Iterable[str], exclude: int, limit: int) -> list[Candidate]:
         wanted = set(keys)
         ids = sorted(
             int(rid)
             for rid, own in self.s["keys"].items()
             if int(rid) != exclude and wanted.intersection(own)
         )
-        return self.get_many(ids[: max(limit, 0)])
+        records = self.get_many(ids[: max(limit, 0)])
+        return [Candidate(r.id, r.features, r.golden_id) for r in records]
 
 
 def _golden(row: dict[str, Any]) -> Golden:

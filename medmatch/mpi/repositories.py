@@ -1,12 +1,33 @@
-"""PostgreSQL adapters of the repositories (`base.py`), over one SQLAlchemy session."""
+"""PostgreSQL adapters of the repositories (`base.py`), over one SQLAlchemy session.
+
+The statements of the real-time lookup are built once, at import, as SQLAlchemy Core
+statements on the tables and run on the session's connection: building an ORM statement per
+call, and the ORM's execution path, cost more than the database did. Lists travel as one
+array parameter (`= ANY(:ids)`, `unnest(...)`), so each statement has one SQL text and
+psycopg prepares it once per connection.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import delete, func, literal_column, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Text,
+    any_,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 from sqlalchemy.orm import Session
 
 from medmatch.errors import ConflictError, NotFoundError
@@ -14,6 +35,7 @@ from medmatch.mpi import base
 from medmatch.mpi import schema as t
 from medmatch.mpi.domain import (
     MATCH_ENTRY_FIELDS,
+    Candidate,
     Change,
     Golden,
     Link,
@@ -23,16 +45,100 @@ from medmatch.mpi.domain import (
     ordered,
 )
 
+_SOURCE = t.SourceRecord.__table__
+_LINK = t.RecordLink.__table__
+_KEY = t.BlockingKey.__table__
+_GOLDEN = t.GoldenRecord.__table__
+_MATCH = t.MatchResult.__table__
+_HISTORY = t.LinkChange.__table__
+_REVIEW = t.ReviewItem.__table__
+_CONSTRAINT = t.MatchConstraint.__table__
+_IDS = ARRAY(BigInteger)
+
 _RECORD_COLUMNS = (
-    t.SourceRecord.id,
-    t.SourceRecord.source_system,
-    t.SourceRecord.external_id,
-    t.SourceRecord.demographics,
-    t.SourceRecord.medical_data,
-    t.SourceRecord.features,
-    t.RecordLink.golden_id,
-    t.SourceRecord.received_at,
-    t.SourceRecord.updated_at,
+    _SOURCE.c.id,
+    _SOURCE.c.source_system,
+    _SOURCE.c.external_id,
+    _SOURCE.c.demographics,
+    _SOURCE.c.medical_data,
+    _SOURCE.c.features,
+    _LINK.c.golden_id,
+    _SOURCE.c.received_at,
+    _SOURCE.c.updated_at,
+)
+_RECORDS = select(*_RECORD_COLUMNS).select_from(
+    _SOURCE.outerjoin(_LINK, _LINK.c.source_record_id == _SOURCE.c.id)
+)
+_GET_RECORD = _RECORDS.where(_SOURCE.c.id == bindparam("id"))
+_FIND_RECORD = _RECORDS.where(
+    _SOURCE.c.source_system == bindparam("source_system"),
+    _SOURCE.c.external_id == bindparam("external_id"),
+)
+_GET_RECORDS = _RECORDS.where(_SOURCE.c.id == any_(bindparam("ids", type_=_IDS))).order_by(
+    _SOURCE.c.id
+)
+_RECORDS_OF_GOLDEN = _RECORDS.where(_LINK.c.golden_id == bindparam("golden_id")).order_by(
+    _SOURCE.c.id
+)
+
+
+def _record_upsert(*, only_if_changed: bool):  # type: ignore[no-untyped-def]
+    """INSERT of a source record; a re-send of its source identity updates the row (or,
+    `only_if_changed`, leaves a row holding the same demographics and medical data alone
+    and returns nothing). Returns id, times, whether it is new and its golden_id."""
+    stmt = insert(_SOURCE)
+    changed = or_(
+        _SOURCE.c.demographics.is_distinct_from(stmt.excluded.demographics),
+        _SOURCE.c.medical_data.is_distinct_from(stmt.excluded.medical_data),
+    )
+    stmt = stmt.on_conflict_do_update(
+        constraint="uq_source_records_source_identity",
+        set_={
+            "demographics": stmt.excluded.demographics,
+            "medical_data": stmt.excluded.medical_data,
+            "features": stmt.excluded.features,
+            "updated_at": func.now(),
+        },
+        where=changed if only_if_changed else None,
+    )
+    # Core would not correlate a subquery in RETURNING with the inserted row: spelt out
+    golden_id = literal_column(
+        "(SELECT golden_id FROM record_links WHERE source_record_id = source_records.id)"
+    )
+    # xmax = 0 only on a row this statement inserted: tells a new record from a re-send
+    return stmt.returning(
+        _SOURCE.c.id,
+        _SOURCE.c.received_at,
+        _SOURCE.c.updated_at,
+        literal_column("xmax = 0"),
+        golden_id,
+    )
+
+
+_UPSERT_RECORD = _record_upsert(only_if_changed=False)
+_UPSERT_CHANGED_RECORD = _record_upsert(only_if_changed=True)
+_DROP_KEYS = delete(_KEY).where(_KEY.c.source_record_id == bindparam("id"))
+_ADD_KEYS = text(
+    "INSERT INTO blocking_keys (key, source_record_id)"
+    " SELECT k, :id FROM unnest(CAST(:keys AS text[])) AS k ON CONFLICT DO NOTHING"
+)
+_CANDIDATE_IDS = (
+    select(_KEY.c.source_record_id)
+    .where(
+        _KEY.c.key == any_(bindparam("keys", type_=ARRAY(Text))),
+        _KEY.c.source_record_id != bindparam("exclude"),
+    )
+    .distinct()
+    .order_by(_KEY.c.source_record_id)
+    .limit(bindparam("limit", type_=Integer))
+    .scalar_subquery()
+)
+# a candidate is scored on its feature row: its demographics and medical data stay in the table
+_CANDIDATES = (
+    select(_SOURCE.c.id, _SOURCE.c.features, _LINK.c.golden_id)
+    .select_from(_SOURCE.outerjoin(_LINK, _LINK.c.source_record_id == _SOURCE.c.id))
+    .where(_SOURCE.c.id.in_(_CANDIDATE_IDS))
+    .order_by(_SOURCE.c.id)
 )
 
 
@@ -42,15 +148,12 @@ def _record(row: Any) -> StoredRecord:
     return record
 
 
-def _records_query():  # type: ignore[no-untyped-def]
-    return select(*_RECORD_COLUMNS).outerjoin(
-        t.RecordLink, t.RecordLink.source_record_id == t.SourceRecord.id
-    )
-
-
 class SqlSourceRecords(base.SourceRecordRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def _run(self, stmt: Any, params: Mapping[str, Any] | None = None) -> Any:
+        return self.session.connection().execute(stmt, params)
 
     def upsert(
         self,
@@ -60,201 +163,211 @@ class SqlSourceRecords(base.SourceRecordRepository):
         medical_data: dict[str, Any],
         features: dict[str, Any],
     ) -> tuple[StoredRecord, bool]:
-        stored = {k: v for k, v in features.items() if k != "unique_id"}
-        stmt = insert(t.SourceRecord).values(
-            source_system=source_system,
-            external_id=external_id,
-            demographics=demographics,
-            medical_data=medical_data,
-            features=stored,
+        stored = self._store(
+            _UPSERT_RECORD, source_system, external_id, demographics, medical_data, features
         )
-        if external_id is not None:
-            stmt = stmt.on_conflict_do_update(
-                constraint="uq_source_records_source_identity",
-                set_={
-                    "demographics": stmt.excluded.demographics,
-                    "medical_data": stmt.excluded.medical_data,
-                    "features": stmt.excluded.features,
-                    "updated_at": func.now(),
-                },
-            )
-        # xmax = 0 only on a row this statement inserted: tells a new record from a re-send
-        record_id, received, updated, created = self.session.execute(
-            stmt.returning(
-                t.SourceRecord.id,
-                t.SourceRecord.received_at,
-                t.SourceRecord.updated_at,
-                literal_column("xmax = 0"),
-            )
-        ).one()
-        if created:  # nothing else to read: a new record has no link yet
-            features = stored | {"unique_id": str(record_id)}
-            return StoredRecord(
-                record_id,
-                source_system,
-                external_id,
-                demographics,
-                medical_data,
-                features,
-                None,
-                received,
-                updated,
-            ), True
-        record = self.get(record_id)
-        assert record is not None
-        return record, False
+        assert stored is not None  # this statement always returns its row
+        return stored
+
+    def upsert_if_changed(
+        self,
+        source_system: str,
+        external_id: str | None,
+        demographics: dict[str, Any],
+        medical_data: dict[str, Any],
+        features: dict[str, Any],
+    ) -> tuple[StoredRecord, bool] | None:
+        return self._store(
+            _UPSERT_CHANGED_RECORD, source_system, external_id, demographics, medical_data, features
+        )
+
+    def _store(
+        self,
+        stmt: Any,
+        source_system: str,
+        external_id: str | None,
+        demographics: dict[str, Any],
+        medical_data: dict[str, Any],
+        features: dict[str, Any],
+    ) -> tuple[StoredRecord, bool] | None:
+        # without external_id nothing conflicts: every call inserts a new record
+        stored = {k: v for k, v in features.items() if k != "unique_id"}
+        row = self._run(
+            stmt,
+            {
+                "source_system": source_system,
+                "external_id": external_id,
+                "demographics": demographics,
+                "medical_data": medical_data,
+                "features": stored,
+            },
+        ).one_or_none()
+        if row is None:
+            return None
+        record_id, received, updated, created, golden_id = row
+        record = StoredRecord(
+            record_id,
+            source_system,
+            external_id,
+            demographics,
+            medical_data,
+            stored | {"unique_id": str(record_id)},
+            golden_id,
+            received,
+            updated,
+        )
+        return record, created
 
     def get(self, record_id: int) -> StoredRecord | None:
-        row = self.session.execute(
-            _records_query().where(t.SourceRecord.id == record_id)
-        ).one_or_none()
+        row = self._run(_GET_RECORD, {"id": record_id}).one_or_none()
         return _record(row) if row else None
 
     def find(self, source_system: str, external_id: str) -> StoredRecord | None:
-        row = self.session.execute(
-            _records_query().where(
-                t.SourceRecord.source_system == source_system,
-                t.SourceRecord.external_id == external_id,
-            )
+        row = self._run(
+            _FIND_RECORD, {"source_system": source_system, "external_id": external_id}
         ).one_or_none()
         return _record(row) if row else None
 
     def get_many(self, record_ids: Iterable[int]) -> list[StoredRecord]:
-        ids = list(record_ids)
+        ids = sorted(set(record_ids))
         if not ids:
             return []
-        rows = self.session.execute(
-            _records_query().where(t.SourceRecord.id.in_(ids)).order_by(t.SourceRecord.id)
-        )
-        return [_record(r) for r in rows]
+        return [_record(r) for r in self._run(_GET_RECORDS, {"ids": ids})]
+
+    def linked_to(self, golden_id: str) -> list[StoredRecord]:
+        return [_record(r) for r in self._run(_RECORDS_OF_GOLDEN, {"golden_id": golden_id})]
 
     def replace_keys(self, record_id: int, keys: Iterable[str], *, new: bool = False) -> None:
         if not new:  # a new record has no keys to drop
-            self.session.execute(
-                delete(t.BlockingKey).where(t.BlockingKey.source_record_id == record_id)
-            )
-        rows = [{"key": k, "source_record_id": record_id} for k in sorted(set(keys))]
-        if rows:
-            self.session.execute(insert(t.BlockingKey).values(rows).on_conflict_do_nothing())
+            self._run(_DROP_KEYS, {"id": record_id})
+        unique = sorted(set(keys))
+        if unique:
+            self._run(_ADD_KEYS, {"id": record_id, "keys": unique})
 
-    def candidates(self, keys: Iterable[str], exclude: int, limit: int) -> list[StoredRecord]:
+    def candidates(self, keys: Iterable[str], exclude: int, limit: int) -> list[Candidate]:
         keys = list(keys)
         if not keys:
             return []
-        ids = (
-            select(t.BlockingKey.source_record_id)
-            .where(t.BlockingKey.key.in_(keys), t.BlockingKey.source_record_id != exclude)
-            .distinct()
-            .order_by(t.BlockingKey.source_record_id)
-            .limit(limit)
-            .subquery()
-        )
-        rows = self.session.execute(_records_query().where(t.SourceRecord.id.in_(select(ids))))
-        return [_record(r) for r in rows]
+        rows = self._run(_CANDIDATES, {"keys": keys, "exclude": exclude, "limit": limit})
+        return [
+            Candidate(record_id, features | {"unique_id": str(record_id)}, golden_id)
+            for record_id, features, golden_id in rows
+        ]
 
 
-def _golden(row: t.GoldenRecord) -> Golden:
-    return Golden(
-        golden_id=row.golden_id,
-        status=row.status,
-        merged_into=row.merged_into,
-        demographics=row.demographics,
-        medical_data=row.medical_data,
-        source_count=row.source_count,
-        version=row.version,
+_GOLDEN_COLUMNS = (
+    _GOLDEN.c.golden_id,
+    _GOLDEN.c.status,
+    _GOLDEN.c.merged_into,
+    _GOLDEN.c.demographics,
+    _GOLDEN.c.medical_data,
+    _GOLDEN.c.source_count,
+    _GOLDEN.c.version,
+)
+_CREATE_GOLDEN = insert(_GOLDEN).values().returning(_GOLDEN.c.golden_id)
+_GET_GOLDEN = select(*_GOLDEN_COLUMNS).where(_GOLDEN.c.golden_id == bindparam("golden_id"))
+_GET_GOLDEN_FOR_UPDATE = _GET_GOLDEN.with_for_update()
+_SAVE_GOLDEN = (
+    update(_GOLDEN)
+    .where(
+        _GOLDEN.c.golden_id == bindparam("key"),
+        # optimistic concurrency: a writer holding an older version loses
+        _GOLDEN.c.version == bindparam("read_version"),
     )
+    .values(
+        status=bindparam("status"),
+        merged_into=bindparam("merged_into"),
+        demographics=bindparam("demographics", type_=JSONB),
+        medical_data=bindparam("medical_data", type_=JSONB),
+        source_count=bindparam("source_count"),
+        version=_GOLDEN.c.version + 1,
+        updated_at=func.now(),
+    )
+)
+_LINK_FIELDS = ("golden_id", "link_type", "confidence", "match_result_id", "linked_by")
+_OLD_LINK = (
+    select(_LINK.c.golden_id)
+    .where(_LINK.c.source_record_id == bindparam("source_record_id"))
+    .with_for_update()
+)
+_UPSERT_LINK = insert(_LINK).values({f: bindparam(f) for f in ("source_record_id", *_LINK_FIELDS)})
+_UPSERT_LINK = _UPSERT_LINK.on_conflict_do_update(
+    index_elements=[_LINK.c.source_record_id],
+    set_={f: _UPSERT_LINK.excluded[f] for f in _LINK_FIELDS} | {"linked_at": func.now()},
+)
+_LINK_OF = select(_LINK.c.source_record_id, *(_LINK.c[f] for f in _LINK_FIELDS)).where(
+    _LINK.c.source_record_id == bindparam("id")
+)
+_SOURCES_OF = (
+    select(_LINK.c.source_record_id)
+    .where(_LINK.c.golden_id == bindparam("golden_id"))
+    .order_by(_LINK.c.source_record_id)
+)
+_CHANGE_FIELDS = (
+    "operation_id",
+    "action",
+    "actor",
+    "source_record_id",
+    "old_golden_id",
+    "new_golden_id",
+    "old_status",
+    "match_result_id",
+    "reason",
+)
+_RECORD_CHANGE = insert(_HISTORY).values({f: bindparam(f) for f in _CHANGE_FIELDS})
 
 
 class SqlGoldenRecords(base.GoldenRecordRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def _run(self, stmt: Any, params: Mapping[str, Any] | None = None) -> Any:
+        return self.session.connection().execute(stmt, params)
+
     def create(self) -> Golden:
-        golden_id = self.session.execute(
-            insert(t.GoldenRecord).values().returning(t.GoldenRecord.golden_id)
-        ).scalar_one()
-        return Golden(golden_id)
+        return Golden(self._run(_CREATE_GOLDEN).scalar_one())
 
     def get(self, golden_id: str, *, for_update: bool = False) -> Golden | None:
-        query = select(t.GoldenRecord).where(t.GoldenRecord.golden_id == golden_id)
-        if for_update:
-            query = query.with_for_update()
-        row = self.session.execute(query).scalar_one_or_none()
-        return _golden(row) if row else None
+        query = _GET_GOLDEN_FOR_UPDATE if for_update else _GET_GOLDEN
+        row = self._run(query, {"golden_id": golden_id}).one_or_none()
+        return Golden(*row) if row else None
 
     def save(self, golden: Golden) -> None:
-        result = self.session.execute(
-            update(t.GoldenRecord)
-            .where(
-                t.GoldenRecord.golden_id == golden.golden_id,
-                # optimistic concurrency: a writer holding an older version loses
-                t.GoldenRecord.version == golden.version,
-            )
-            .values(
-                status=golden.status,
-                merged_into=golden.merged_into,
-                demographics=golden.demographics,
-                medical_data=golden.medical_data,
-                source_count=golden.source_count,
-                version=t.GoldenRecord.version + 1,
-                updated_at=func.now(),
-            )
+        result = self._run(
+            _SAVE_GOLDEN,
+            {
+                "key": golden.golden_id,
+                "read_version": golden.version,
+                "status": golden.status,
+                "merged_into": golden.merged_into,
+                "demographics": golden.demographics,
+                "medical_data": golden.medical_data,
+                "source_count": golden.source_count,
+            },
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if result.rowcount != 1:
             raise ConflictError(
                 f"golden record {golden.golden_id} changed since it was read (or is gone)"
             )
         golden.version += 1
 
     def set_link(self, link: Link) -> str | None:
-        old = self.session.execute(
-            select(t.RecordLink.golden_id)
-            .where(t.RecordLink.source_record_id == link.source_record_id)
-            .with_for_update()
-        ).scalar_one_or_none()
-        values = {
-            "source_record_id": link.source_record_id,
-            "golden_id": link.golden_id,
-            "link_type": link.link_type,
-            "confidence": link.confidence,
-            "match_result_id": link.match_result_id,
-            "linked_by": link.linked_by,
+        params = {"source_record_id": link.source_record_id} | {
+            f: getattr(link, f) for f in _LINK_FIELDS
         }
-        stmt = insert(t.RecordLink).values(values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.RecordLink.source_record_id],
-            set_={k: v for k, v in values.items() if k != "source_record_id"}
-            | {"linked_at": func.now()},
-        )
-        self.session.execute(stmt)
+        old = self._run(_OLD_LINK, params).scalar_one_or_none()
+        self._run(_UPSERT_LINK, params)
         return old
 
     def link_of(self, record_id: int) -> Link | None:
-        row = self.session.execute(
-            select(t.RecordLink).where(t.RecordLink.source_record_id == record_id)
-        ).scalar_one_or_none()
-        if row is None:
-            return None
-        return Link(
-            row.source_record_id,
-            row.golden_id,
-            row.link_type,
-            row.confidence,
-            row.match_result_id,
-            row.linked_by,
-        )
+        row = self._run(_LINK_OF, {"id": record_id}).one_or_none()
+        return Link(*row) if row else None
 
     def sources_of(self, golden_id: str) -> list[int]:
-        rows = self.session.execute(
-            select(t.RecordLink.source_record_id)
-            .where(t.RecordLink.golden_id == golden_id)
-            .order_by(t.RecordLink.source_record_id)
-        )
-        return list(rows.scalars())
+        return list(self._run(_SOURCES_OF, {"golden_id": golden_id}).scalars())
 
     def record_change(self, change: Change) -> None:
-        values = {k: v for k, v in change.__dict__.items() if k != "created_at"}
-        self.session.execute(insert(t.LinkChange).values(values))
+        self._run(_RECORD_CHANGE, {f: getattr(change, f) for f in _CHANGE_FIELDS})
 
     def changes(
         self, *, operation_id: str | None = None, golden_id: str | None = None
@@ -284,6 +397,38 @@ class SqlGoldenRecords(base.GoldenRecordRepository):
         ]
 
 
+_MATCH_COLUMNS = {
+    "source_record_id": "bigint",
+    "candidate_record_id": "bigint",
+    "is_match": "boolean",
+    "confidence": "float8",
+    "match_type": "text",
+    "decision": "text",
+    "stage": "text",
+    "explanation": "text",
+    "evidence": "jsonb",
+    "model_version": "text",
+    "thresholds": "jsonb",
+    "medical_similarity": "float8",
+    "ai_reasoning": "text",
+}
+assert set(_MATCH_COLUMNS) == set(MATCH_ENTRY_FIELDS)
+# every comparison of a lookup in one statement of one SQL text, whatever their number: the
+# rows travel as one JSON array (psycopg would escape JSON inside a text[] char by char)
+_ADD_MATCHES = text(
+    f"INSERT INTO match_results ({', '.join(_MATCH_COLUMNS)})"
+    f" SELECT {', '.join(_MATCH_COLUMNS)} FROM ROWS FROM (jsonb_to_recordset(CAST(:rows AS jsonb))"
+    " AS (" + ", ".join(f"{name} {kind}" for name, kind in _MATCH_COLUMNS.items()) + "))"
+    f" WITH ORDINALITY AS m({', '.join(_MATCH_COLUMNS)}, n) ORDER BY n RETURNING id"
+)
+_ONE, _TWO = _CONSTRAINT.c.record_id_1, _CONSTRAINT.c.record_id_2
+_OTHERS = any_(bindparam("others", type_=_IDS))
+_CONSTRAINTS_FOR = select(_ONE, _TWO, _CONSTRAINT.c.kind).where(
+    ((_ONE == bindparam("record_id")) & (_TWO == _OTHERS))
+    | ((_TWO == bindparam("record_id")) & (_ONE == _OTHERS))
+)
+
+
 class SqlMatches(base.MatchRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -298,13 +443,12 @@ class SqlMatches(base.MatchRepository):
     def add_many(self, entries: list[MatchEntry]) -> list[int]:
         if not entries:
             return []
-        rows = [{f: getattr(e, f) for f in MATCH_ENTRY_FIELDS} for e in entries]
-        # "insertmanyvalues": one INSERT ... VALUES (...), (...) RETURNING, in row order
-        stmt = insert(t.MatchResult).returning(t.MatchResult.id, sort_by_parameter_order=True)
-        ids = self.session.execute(stmt, rows).scalars().all()
+        rows = json.dumps([{f: getattr(e, f) for f in _MATCH_COLUMNS} for e in entries])
+        # ids come from the sequence in the order of the ordered SELECT: ascending = row order
+        ids = sorted(self.session.connection().execute(_ADD_MATCHES, {"rows": rows}).scalars())
         for entry, entry_id in zip(entries, ids, strict=True):
             entry.id = entry_id
-        return list(ids)
+        return ids
 
     def for_record(self, record_id: int) -> list[MatchEntry]:
         rows = self.session.execute(
@@ -363,12 +507,8 @@ class SqlMatches(base.MatchRepository):
         others = [o for o in others if o != record_id]
         if not others:
             return {}
-        c = t.MatchConstraint
-        rows = self.session.execute(
-            select(c.record_id_1, c.record_id_2, c.kind).where(
-                ((c.record_id_1 == record_id) & c.record_id_2.in_(others))
-                | ((c.record_id_2 == record_id) & c.record_id_1.in_(others))
-            )
+        rows = self.session.connection().execute(
+            _CONSTRAINTS_FOR, {"record_id": record_id, "others": others}
         )
         return {(b if a == record_id else a): kind for a, b, kind in rows}
 

@@ -109,6 +109,39 @@ def test_get_and_get_many_with_golden_id(backend):
         assert many[0].medical_data == {"conditions": ["T2DM"]}
 
 
+def test_upsert_if_changed_writes_nothing_for_an_unchanged_resend(backend):
+    demo, medical, features = {"name_last": "Garcia"}, {"conditions": ["T2DM"]}, {"x": 1}
+    with backend() as uow:
+        first, created = uow.records.upsert_if_changed("EHR", "1", demo, medical, features)
+        assert created and first.golden_id is None
+        golden = uow.golden.create()
+        uow.golden.set_link(Link(first.id, golden.golden_id, "new_identity", 1.0))
+        assert uow.records.upsert_if_changed("EHR", "1", demo, medical, {"x": 2}) is None
+        assert uow.records.get(first.id).features["x"] == 1  # nothing was written
+        changed, created = uow.records.upsert_if_changed(
+            "EHR", "1", {"name_last": "Garcia-Lopez"}, medical, {"x": 3}
+        )
+        assert not created and changed.id == first.id and changed.golden_id == golden.golden_id
+        assert uow.records.get(first.id).demographics == {"name_last": "Garcia-Lopez"}
+        # without external_id nothing is a re-send: every call stores a new record
+        a = uow.records.upsert_if_changed("EHR", None, demo, medical, features)
+        b = uow.records.upsert_if_changed("EHR", None, demo, medical, features)
+        assert a[1] and b[1] and a[0].id != b[0].id
+
+
+def test_linked_to_lists_the_records_of_a_golden_record(backend):
+    with backend() as uow:
+        a, b, c = (_add(uow, external_id=x) for x in "abc")
+        golden, other = uow.golden.create(), uow.golden.create()
+        for record, target in ((b, golden), (a, golden), (c, other)):
+            uow.golden.set_link(Link(record.id, target.golden_id, "auto_match", 0.95))
+        linked = uow.records.linked_to(golden.golden_id)
+        assert [r.id for r in linked] == [a.id, b.id]
+        assert {r.golden_id for r in linked} == {golden.golden_id}
+        assert linked[0].demographics == {"name_last": "Garcia"}
+        assert uow.records.linked_to("GR-999999") == []
+
+
 def test_replace_keys_and_candidates(backend):
     with backend() as uow:
         a, b, c = (_add(uow, external_id=x) for x in "abc")

@@ -59,7 +59,7 @@ def rebuild(uow: AbstractUnitOfWork, golden_id: str, trust: Mapping[str, float])
     golden = uow.golden.get(golden_id, for_update=True)
     if golden is None:
         raise NotFoundError("golden record", golden_id)
-    records = uow.records.get_many(uow.golden.sources_of(golden_id))
+    records = uow.records.linked_to(golden_id)
     golden.demographics, golden.medical_data = survive(records, trust)
     golden.source_count = len(records)
     if not records and golden.status == "active":

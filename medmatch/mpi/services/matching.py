@@ -26,7 +26,7 @@ from medmatch.matching.adjudication import Adjudication, Adjudicator, PairSet, V
 from medmatch.matching.decisions import Decision, Stage
 from medmatch.matching.result import MatchResult
 from medmatch.mpi.base import AbstractUnitOfWork
-from medmatch.mpi.domain import MatchEntry, StoredRecord
+from medmatch.mpi.domain import Candidate, MatchEntry, StoredRecord
 from medmatch.mpi.services.golden import move, new_operation_id, rebuild
 
 UowFactory = Callable[[], AbstractUnitOfWork]
@@ -103,18 +103,19 @@ class MatchingService:
         )
         with self.uow_factory() as uow:
             uow.lock([f"key:{k}" for k in keys] + identity)
-            if record.external_id is not None:
-                known = uow.records.find(record.source_system, record.external_id)
-                if (
-                    known is not None
-                    and known.golden_id is not None
-                    and (known.demographics == demographics and known.medical_data == medical)
-                ):
-                    # the same record sent again, unchanged: its decision stands, nothing new
-                    return self._unchanged(uow, known)
-            stored, created = uow.records.upsert(
+            stored_now = uow.records.upsert_if_changed(
                 record.source_system, record.external_id, demographics, medical, features
             )
+            if stored_now is None:
+                # the same record sent again, unchanged: its decision stands, nothing new
+                assert record.external_id is not None  # only a known identity is a re-send
+                known = uow.records.find(record.source_system, record.external_id)
+                if known is not None and known.golden_id is not None:
+                    return self._unchanged(uow, known)
+                stored_now = uow.records.upsert(
+                    record.source_system, record.external_id, demographics, medical, features
+                )
+            stored, created = stored_now
             uow.records.replace_keys(stored.id, keys, new=created)
             result = self._decide(uow, stored, created, keys, actor)
             uow.commit()
@@ -140,7 +141,7 @@ class MatchingService:
         )
         deadline = time.monotonic() + self.settings.lookup_ai_budget_s
         judges = [_Budgeted(a, deadline) for a in self.matcher.adjudicators]
-        scored: list[tuple[StoredRecord, MatchResult, Decision]] = []
+        scored: list[tuple[Candidate, MatchResult, Decision]] = []
         for candidate in candidates:
             outcome = self.matcher.match_features(stored.features, candidate.features, judges)
             decision = outcome.decision
@@ -243,8 +244,8 @@ class MatchingService:
 
     @staticmethod
     def _target(
-        scored: Sequence[tuple[StoredRecord, MatchResult, Decision]], current: str | None
-    ) -> tuple[str | None, tuple[StoredRecord, MatchResult] | None]:
+        scored: Sequence[tuple[Candidate, MatchResult, Decision]], current: str | None
+    ) -> tuple[str | None, tuple[Candidate, MatchResult] | None]:
         """The golden record to link to: the best auto-match whose golden record holds no
         record this one must be kept apart from (a hard-negative rule or a cannot-link)."""
         apart = {
@@ -252,7 +253,7 @@ class MatchingService:
             for c, r, d in scored
             if d is Decision.NO_MATCH and (r.stage is Stage.RULES or r.decision is not d)
         }
-        best: tuple[StoredRecord, MatchResult] | None = None
+        best: tuple[Candidate, MatchResult] | None = None
         for candidate, outcome, decision in scored:
             if decision is not Decision.AUTO_MATCH or candidate.golden_id is None:
                 continue
@@ -267,7 +268,7 @@ class MatchingService:
     def _entry(
         self,
         stored: StoredRecord,
-        candidate: StoredRecord,
+        candidate: Candidate,
         outcome: MatchResult,
         decision: Decision,
     ) -> MatchEntry:
