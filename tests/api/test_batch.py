@@ -16,13 +16,24 @@ def _follow(api, job_id, token):
     return messages
 
 
+def _run_events(events, job_id):
+    seen = []
+    while "run_finished" not in seen:
+        event = json.loads(events.recv(timeout=60))
+        if event.get("job_id") == job_id:
+            seen.append(event["type"])
+    return seen
+
+
 def test_a_full_run_is_a_dagster_run_followed_to_completion(api, tokens):
-    with api.client(tokens["operator"]) as http:
+    events = connect(f"{api.ws}/ws/events?token={tokens['reviewer']}")
+    with api.client(tokens["operator"]) as http, events:
         started = http.post("/api/v1/matching/batch", json={"job_type": "full_match"})
         assert started.status_code == 202, started.text
         job_id = started.json()["job_id"]
         messages = _follow(api, job_id, tokens["reviewer"])
         status = http.get(f"/api/v1/matching/batch/{job_id}").json()
+        assert _run_events(events, job_id) == ["run_started", "run_finished"]
     final = messages[-1]
     assert final["status"] == "completed", final
     assert status["status"] == "completed" and status["total_records"] > 100
