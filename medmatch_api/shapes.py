@@ -8,7 +8,7 @@ from fastapi import HTTPException, status
 
 from medmatch.data.models import PatientRecord, parse_record
 from medmatch.mpi.access import Principal
-from medmatch.mpi.services import ChangeReport
+from medmatch.mpi.services import ChangeReport, LookupResult
 from medmatch.mpi.survivorship import provenance
 from medmatch_api.context import ApiContext
 from medmatch_api.schemas import (
@@ -34,6 +34,18 @@ def record_of(body: RecordIn, who: Principal, context: ApiContext) -> PatientRec
         phone_region=context.settings.default_phone_region,
     )
     return record
+
+
+def look_up(context: ApiContext, body: RecordIn, who: Principal) -> LookupResult:
+    """The real-time lookup of one submitted record, announced on /ws/events."""
+    result = context.matching.lookup(record_of(body, who, context), actor=who.name)
+    context.events.publish(
+        "lookup",
+        source_record_id=result.source_record_id,
+        golden_record_id=result.golden_record_id,
+        decision=result.decision,
+    )
+    return result
 
 
 def patient_out(row: dict[str, Any]) -> PatientOut:

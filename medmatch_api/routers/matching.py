@@ -15,7 +15,7 @@ from medmatch_api.schemas import (
     MatchResultOut,
     RecordIn,
 )
-from medmatch_api.shapes import record_of
+from medmatch_api.shapes import look_up
 
 router = APIRouter(prefix="/matching", tags=["matching"])
 JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
@@ -25,13 +25,7 @@ JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]
 def lookup(body: RecordIn, who: Submitter, context: Context) -> LookupOut:
     """The single-record lookup flow: store (idempotent), find candidates, score, decide,
     and link, queue for review or create a golden record, in one transaction."""
-    result = context.matching.lookup(record_of(body, who, context), actor=who.name)
-    context.events.publish(
-        "lookup",
-        source_record_id=result.source_record_id,
-        golden_record_id=result.golden_record_id,
-        decision=result.decision,
-    )
+    result = look_up(context, body, who)
     return LookupOut(**result.model_dump())
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, st
 from medmatch.mpi.access import Principal
 from medmatch_api.deps import Context, Submitter, authenticate
 from medmatch_api.schemas import LookupOut, PatientCreated, PatientOut, PatientPage, RecordIn
-from medmatch_api.shapes import may_read_patient, patient_out, record_of
+from medmatch_api.shapes import look_up, may_read_patient, patient_out
 
 router = APIRouter(prefix="/patients", tags=["patients"])
 Caller = Annotated[Principal, Depends(authenticate)]
@@ -23,13 +23,7 @@ def submit_patient(
 ) -> PatientCreated:
     """Store a source record and match it (the real-time lookup flow). Re-sending the same
     source_system + external_id updates that record; it never makes a second identity."""
-    result = context.matching.lookup(record_of(body, who, context), actor=who.name)
-    context.events.publish(
-        "lookup",
-        source_record_id=result.source_record_id,
-        golden_record_id=result.golden_record_id,
-        decision=result.decision,
-    )
+    result = look_up(context, body, who)
     patient = patient_out(context.views.patient(result.source_record_id))
     context.audit.record(who, "submit", "source_record", [patient.id])
     response.headers["Location"] = f"/api/v1/patients/{patient.id}"
