@@ -84,12 +84,12 @@ class TimedConnection:
 
 
 def prepare(work: Path, records: int, url: str) -> None:
+    from medmatch.config import get_settings
     from medmatch.data.synthetic import generate
     from medmatch.matching.training import train_model
     from medmatch.mpi import batch_run, migrate
     from medmatch.mpi.bulk import load_records
     from medmatch.mpi.database import sqlalchemy_url, with_database
-    from medmatch.config import get_settings
 
     data = generate(round(records / RECORDS_PER_PERSON), seed=SEED)
     with psycopg.connect(url, autocommit=True) as conn:
