@@ -228,6 +228,10 @@ def plan_golden(golden_of: Mapping[str, str], labels: Mapping[str, str]) -> Gold
 
 
 # -- writing ----------------------------------------------------------------------------
+# the joins of a run's temp tables with the MPI's hash in memory, this transaction only
+_WORK_MEM = "SET LOCAL work_mem = '256MB'"
+
+
 def _register_job(cur, job_id: str, job_type: str) -> None:  # type: ignore[no-untyped-def]
     cur.execute(
         "INSERT INTO batch_jobs (job_id, job_type, status, started_at)"
@@ -250,6 +254,7 @@ def write_match_results(
     raw = _psycopg(engine)
     try:
         with raw.cursor() as cur:
+            cur.execute(_WORK_MEM)
             _register_job(cur, job_id, job_type)
             written = _write_match_results(cur, job_id, scored.pairs, model, thresholds)
         raw.commit()
@@ -280,6 +285,7 @@ def write_golden(
         with raw.cursor() as cur:
             # one writer of links at a time: lookups of the same records wait for the run
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('batch-run', 0))")
+            cur.execute(_WORK_MEM)
             _register_job(cur, job_id, job_type)
             new_ids = _create_golden(cur, len(plan.new_clusters))
             fresh = dict(zip(plan.new_clusters, new_ids, strict=True))
@@ -343,7 +349,12 @@ def _write_match_results(cur, job_id, pairs, model, thresholds) -> int:  # type:
         "thresholds": pa.array([json.dumps(thresholds.model_dump())] * n, pa.string()),
         "job_id": pa.array([job_id] * n, pa.string()),
     }
-    return _copy_arrow(cur, "match_results", pa.table(columns))
+    # in record order: the foreign-key checks and the index inserts then walk source_records
+    # and the indexes page by page instead of at random (the tables outgrow shared_buffers)
+    rows = pa.table(columns).sort_by(
+        [("source_record_id", "ascending"), ("candidate_record_id", "ascending")]
+    )
+    return _copy_arrow(cur, "match_results", rows)
 
 
 def _copy_arrow(cur, table: str, rows: pa.Table) -> int:  # type: ignore[no-untyped-def]
@@ -387,16 +398,20 @@ def _move_links(cur, job_id, destination, golden_of, actor) -> int:  # type: ign
         }
     )
     _copy_arrow(cur, "moves", moves)
+    cur.execute("ANALYZE moves")
+    # in record order (both): the foreign-key checks walk source_records and golden_records
+    # page by page, not at random
     cur.execute(
         "INSERT INTO link_history (operation_id, action, source_record_id, old_golden_id,"
         " new_golden_id, actor, reason, job_id)"
         " SELECT %s, 'batch', m.record_id, l.golden_id, m.golden_id, %s, 'batch re-match', %s"
-        " FROM moves m LEFT JOIN record_links l ON l.source_record_id = m.record_id",
+        " FROM moves m LEFT JOIN record_links l ON l.source_record_id = m.record_id"
+        " ORDER BY m.record_id",
         (job_id, actor, job_id),
     )
     cur.execute(
         "INSERT INTO record_links (source_record_id, golden_id, link_type, linked_by)"
-        " SELECT record_id, golden_id, 'auto_match', %s FROM moves"
+        " SELECT record_id, golden_id, 'auto_match', %s FROM moves ORDER BY record_id"
         " ON CONFLICT (source_record_id) DO UPDATE SET golden_id = EXCLUDED.golden_id,"
         " link_type = 'auto_match', linked_by = EXCLUDED.linked_by, linked_at = now()",
         (actor,),
@@ -423,6 +438,7 @@ def _close_golden(cur, job_id, emptied, actor) -> None:  # type: ignore[no-untyp
             }
         ),
     )
+    cur.execute("ANALYZE emptied")
     cur.execute(
         "INSERT INTO link_history (operation_id, action, old_golden_id, new_golden_id,"
         " old_status, actor, reason, job_id)"
@@ -462,6 +478,7 @@ def _rebuild_survivorship(cur, golden_ids: list[str], trust: Mapping[str, float]
 
     cur.execute("CREATE TEMP TABLE touched (golden_id text PRIMARY KEY) ON COMMIT DROP")
     _copy_arrow(cur, "touched", pa.table({"golden_id": pa.array(golden_ids, pa.string())}))
+    cur.execute("ANALYZE touched")
     with tempfile.TemporaryDirectory(prefix="medmatch-survive-") as folder:
         path = os.path.join(folder, "records.csv")
         with open(path, "wb") as out, cur.copy(_SURVIVORSHIP_INPUT) as copy:
@@ -500,6 +517,7 @@ def _rebuild_survivorship(cur, golden_ids: list[str], trust: Mapping[str, float]
         ) as copy:
             while block := source.read(1 << 20):
                 copy.write(block)
+    cur.execute("ANALYZE survived")
     # a touched golden record left without records: emptied, and retired if it was active
     cur.execute(
         "UPDATE golden_records g SET demographics = coalesce(s.demographics, '{}'),"
