@@ -315,6 +315,31 @@ _CHANGE_FIELDS = (
     "reason",
 )
 _RECORD_CHANGE = insert(_HISTORY).values({f: bindparam(f) for f in _CHANGE_FIELDS})
+# a link change and its history row in one statement. The FOR UPDATE reads the latest link
+# (as a SELECT ... FOR UPDATE of its own would); the link's INSERT reads old_link first, so
+# the lock is held and the old golden_id read before the row is replaced (the sub-statements
+# of a WITH otherwise run in no set order)
+_MOVE_LINK = text(
+    "WITH old_link AS (SELECT golden_id FROM record_links"
+    " WHERE source_record_id = :source_record_id FOR UPDATE),"
+    " new_link AS (INSERT INTO record_links"
+    " (source_record_id, golden_id, link_type, confidence, match_result_id, linked_by)"
+    " SELECT CAST(:source_record_id AS bigint), CAST(:golden_id AS text),"
+    " CAST(:link_type AS text), CAST(:confidence AS float8), CAST(:match_result_id AS bigint),"
+    " CAST(:linked_by AS text) FROM (SELECT count(*) FROM old_link) AS after_the_lock"
+    " ON CONFLICT (source_record_id) DO UPDATE SET golden_id = excluded.golden_id,"
+    " link_type = excluded.link_type, confidence = excluded.confidence,"
+    " match_result_id = excluded.match_result_id, linked_by = excluded.linked_by,"
+    " linked_at = now()),"
+    " change AS (INSERT INTO link_history (operation_id, action, actor, source_record_id,"
+    " old_golden_id, new_golden_id, old_status, match_result_id, reason)"
+    " SELECT CAST(:change_operation_id AS text), CAST(:change_action AS text),"
+    " CAST(:change_actor AS text), CAST(:change_source_record_id AS bigint),"
+    " (SELECT golden_id FROM old_link), CAST(:change_new_golden_id AS text),"
+    " CAST(:change_old_status AS text), CAST(:change_match_result_id AS bigint),"
+    " CAST(:change_reason AS text))"
+    " SELECT golden_id FROM old_link"
+)
 
 
 class SqlGoldenRecords(base.GoldenRecordRepository):
@@ -358,6 +383,16 @@ class SqlGoldenRecords(base.GoldenRecordRepository):
         old = self._run(_OLD_LINK, params).scalar_one_or_none()
         self._run(_UPSERT_LINK, params)
         return old
+
+    def move_link(self, link: Link, change: Change) -> str | None:
+        params = {"source_record_id": link.source_record_id} | {
+            f: getattr(link, f) for f in _LINK_FIELDS
+        }
+        params |= {
+            f"change_{f}": getattr(change, f) for f in _CHANGE_FIELDS if f != "old_golden_id"
+        }
+        change.old_golden_id = self._run(_MOVE_LINK, params).scalar_one_or_none()
+        return change.old_golden_id
 
     def link_of(self, record_id: int) -> Link | None:
         row = self._run(_LINK_OF, {"id": record_id}).one_or_none()

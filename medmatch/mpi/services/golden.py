@@ -84,22 +84,18 @@ def move(
     match_result_id: int | None = None,
 ) -> str | None:
     """Link a record to golden record `to`, and keep the change; the old golden_id."""
-    old = uow.golden.set_link(
-        Link(record_id, to, link_type, confidence, match_result_id, linked_by=actor)
-    )
-    uow.golden.record_change(
+    return uow.golden.move_link(
+        Link(record_id, to, link_type, confidence, match_result_id, linked_by=actor),
         Change(
             operation_id=operation_id,
             action=action,
             actor=actor,
             source_record_id=record_id,
-            old_golden_id=old,
             new_golden_id=to,
             match_result_id=match_result_id,
             reason=reason,
-        )
+        ),
     )
-    return old
 
 
 class GoldenRecordService:
