@@ -86,7 +86,12 @@ def _record_upsert(*, only_if_changed: bool):  # type: ignore[no-untyped-def]
     """INSERT of a source record; a re-send of its source identity updates the row (or,
     `only_if_changed`, leaves a row holding the same demographics and medical data alone
     and returns nothing). Returns id, times, whether it is new and its golden_id."""
-    stmt = insert(_SOURCE)
+    stmt = insert(_SOURCE).values(
+        {
+            c: bindparam(c, type_=_SOURCE.c[c].type)
+            for c in ("source_system", "external_id", "demographics", "medical_data", "features")
+        }
+    )
     changed = or_(
         _SOURCE.c.demographics.is_distinct_from(stmt.excluded.demographics),
         _SOURCE.c.medical_data.is_distinct_from(stmt.excluded.medical_data),
@@ -110,8 +115,8 @@ def _record_upsert(*, only_if_changed: bool):  # type: ignore[no-untyped-def]
         _SOURCE.c.id,
         _SOURCE.c.received_at,
         _SOURCE.c.updated_at,
-        literal_column("xmax = 0"),
-        golden_id,
+        literal_column("xmax = 0").label("created"),
+        golden_id.label("golden_id"),
     )
 
 
@@ -122,24 +127,69 @@ _ADD_KEYS = text(
     "INSERT INTO blocking_keys (key, source_record_id)"
     " SELECT k, :id FROM unnest(CAST(:keys AS text[])) AS k ON CONFLICT DO NOTHING"
 )
-_CANDIDATE_IDS = (
-    select(_KEY.c.source_record_id)
-    .where(
-        _KEY.c.key == any_(bindparam("keys", type_=ARRAY(Text))),
-        _KEY.c.source_record_id != bindparam("exclude"),
+
+
+def _candidates(exclude: Any):  # type: ignore[no-untyped-def]
+    """The records sharing a key with :keys, but `exclude`: the lowest :limit ids. A
+    candidate is scored on its feature row: its demographics and medical data stay put."""
+    ids = (
+        select(_KEY.c.source_record_id)
+        .where(
+            _KEY.c.key == any_(bindparam("keys", type_=ARRAY(Text))),
+            _KEY.c.source_record_id != exclude,
+        )
+        .distinct()
+        .order_by(_KEY.c.source_record_id)
+        .limit(bindparam("limit", type_=Integer))
+        .scalar_subquery()
     )
-    .distinct()
-    .order_by(_KEY.c.source_record_id)
-    .limit(bindparam("limit", type_=Integer))
-    .scalar_subquery()
-)
-# a candidate is scored on its feature row: its demographics and medical data stay in the table
-_CANDIDATES = (
-    select(_SOURCE.c.id, _SOURCE.c.features, _LINK.c.golden_id)
-    .select_from(_SOURCE.outerjoin(_LINK, _LINK.c.source_record_id == _SOURCE.c.id))
-    .where(_SOURCE.c.id.in_(_CANDIDATE_IDS))
-    .order_by(_SOURCE.c.id)
-)
+    return (
+        select(_SOURCE.c.id, _SOURCE.c.features, _LINK.c.golden_id)
+        .select_from(_SOURCE.outerjoin(_LINK, _LINK.c.source_record_id == _SOURCE.c.id))
+        .where(_SOURCE.c.id.in_(ids))
+    )
+
+
+_CANDIDATES = _candidates(bindparam("exclude")).order_by(_SOURCE.c.id)
+
+
+def _store_and_search():  # type: ignore[no-untyped-def]
+    """The lookup's first round trip: the upsert of the record (nothing when a re-send is
+    unchanged), a new record's blocking keys, and the candidates. One row per candidate,
+    each carrying the stored record's columns; one row with no candidate when none is found;
+    no row for an unchanged re-send. All parts share one snapshot: the candidates are the
+    records committed before the statement (the lookup's advisory locks were taken before)."""
+    stored = _UPSERT_CHANGED_RECORD.cte("stored")
+    new_keys = (
+        insert(_KEY)
+        .from_select(
+            ["key", "source_record_id"],
+            select(func.unnest(bindparam("keys", type_=ARRAY(Text))), stored.c.id).where(
+                stored.c.created
+            ),
+        )
+        .on_conflict_do_nothing()
+        .cte("new_keys")
+    )
+    found = _candidates(select(stored.c.id).scalar_subquery()).cte("found")
+    return (
+        select(
+            stored.c.id,
+            stored.c.received_at,
+            stored.c.updated_at,
+            stored.c.created,
+            stored.c.golden_id,
+            found.c.id.label("candidate_id"),
+            found.c.features.label("candidate_features"),
+            found.c.golden_id.label("candidate_golden_id"),
+        )
+        .select_from(stored.outerjoin(found, literal_column("true")))
+        .order_by(found.c.id)
+        .add_cte(new_keys)
+    )
+
+
+_STORE_AND_SEARCH = _store_and_search()
 
 
 def _record(row: Any) -> StoredRecord:
@@ -217,6 +267,50 @@ class SqlSourceRecords(base.SourceRecordRepository):
             updated,
         )
         return record, created
+
+    def store_and_search(
+        self,
+        source_system: str,
+        external_id: str | None,
+        demographics: dict[str, Any],
+        medical_data: dict[str, Any],
+        features: dict[str, Any],
+        keys: Iterable[str],
+        limit: int,
+    ) -> tuple[StoredRecord, bool, list[Candidate]] | None:
+        stored = {k: v for k, v in features.items() if k != "unique_id"}
+        rows = self._run(
+            _STORE_AND_SEARCH,
+            {
+                "source_system": source_system,
+                "external_id": external_id,
+                "demographics": demographics,
+                "medical_data": medical_data,
+                "features": stored,
+                "keys": sorted(set(keys)),
+                "limit": limit,
+            },
+        ).all()
+        if not rows:
+            return None
+        record_id, received, updated, created, golden_id = rows[0][:5]
+        record = StoredRecord(
+            record_id,
+            source_system,
+            external_id,
+            demographics,
+            medical_data,
+            stored | {"unique_id": str(record_id)},
+            golden_id,
+            received,
+            updated,
+        )
+        candidates = [
+            Candidate(row[5], row[6] | {"unique_id": str(row[5])}, row[7])
+            for row in rows
+            if row[5] is not None
+        ]
+        return record, created, candidates
 
     def get(self, record_id: int) -> StoredRecord | None:
         row = self._run(_GET_RECORD, {"id": record_id}).one_or_none()

@@ -101,23 +101,36 @@ class MatchingService:
         identity = (
             [f"source:{record.source_system}\x1f{record.external_id}"] if record.external_id else []
         )
+        limit = self.settings.lookup_max_candidates
         with self.uow_factory() as uow:
+            # the locks first, in a statement of their own: the candidate search must run on
+            # a snapshot taken after them, or it would miss a writer it waited for
             uow.lock([f"key:{k}" for k in keys] + identity)
-            stored_now = uow.records.upsert_if_changed(
-                record.source_system, record.external_id, demographics, medical, features
+            found = uow.records.store_and_search(
+                record.source_system,
+                record.external_id,
+                demographics,
+                medical,
+                features,
+                keys,
+                limit,
             )
-            if stored_now is None:
+            if found is None:
                 # the same record sent again, unchanged: its decision stands, nothing new
                 assert record.external_id is not None  # only a known identity is a re-send
                 known = uow.records.find(record.source_system, record.external_id)
                 if known is not None and known.golden_id is not None:
                     return self._unchanged(uow, known)
-                stored_now = uow.records.upsert(
+                stored, created = uow.records.upsert(
                     record.source_system, record.external_id, demographics, medical, features
                 )
-            stored, created = stored_now
-            uow.records.replace_keys(stored.id, keys, new=created)
-            result = self._decide(uow, stored, created, keys, actor)
+                uow.records.replace_keys(stored.id, keys, new=created)
+                candidates = uow.records.candidates(keys, exclude=stored.id, limit=limit)
+            else:
+                stored, created, candidates = found
+                if not created:  # a new record's keys were stored with it
+                    uow.records.replace_keys(stored.id, keys)
+            result = self._decide(uow, stored, created, candidates, actor)
             uow.commit()
             return result
 
@@ -127,12 +140,10 @@ class MatchingService:
         uow: AbstractUnitOfWork,
         stored: StoredRecord,
         created: bool,
-        keys: list[str],
+        candidates: list[Candidate],
         actor: str,
     ) -> LookupResult:
         thresholds = self.thresholds
-        limit = self.settings.lookup_max_candidates
-        candidates = uow.records.candidates(keys, exclude=stored.id, limit=limit)
         # a new record cannot be under a reviewer's constraint yet
         constraints = (
             uow.matches.constraints_for(stored.id, [c.id for c in candidates])
