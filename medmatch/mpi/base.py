@@ -121,6 +121,17 @@ class GoldenRecordRepository(abc.ABC):
     @abc.abstractmethod
     def record_change(self, change: Change) -> None: ...
 
+    def create_linked(self, golden: Golden, link: Link, change: Change) -> str:
+        """A new golden record holding `golden`'s content (its survivorship, computed by the
+        caller) and the first link of a record that has none yet, with its change; one
+        round trip where the backend can. The new golden_id (also set on all three)."""
+        created = self.create()
+        golden.golden_id = link.golden_id = change.new_golden_id = created.golden_id
+        golden.version = created.version
+        self.move_link(link, change)
+        self.save(golden)
+        return created.golden_id
+
     def move_link(self, link: Link, change: Change) -> str | None:
         """`set_link` and `record_change` of its change (old_golden_id filled in from the
         link it replaced), one round trip where the backend can; the old golden_id."""

@@ -435,6 +435,28 @@ _MOVE_LINK = text(
     " SELECT golden_id FROM old_link"
 )
 
+# a new identity in one statement: the golden record with its survivorship, the record's
+# first link and its history row. Version 2, as a create and a save leave it elsewhere (the
+# file adapter, the contract): the version is the same token whichever path wrote the record
+_CREATE_LINKED = text(
+    "WITH golden AS (INSERT INTO golden_records"
+    " (status, merged_into, demographics, medical_data, source_count, version)"
+    " VALUES (CAST(:status AS text), CAST(:merged_into AS text), :demographics, :medical_data,"
+    " CAST(:source_count AS integer), 2) RETURNING golden_id),"
+    " new_link AS (INSERT INTO record_links"
+    " (source_record_id, golden_id, link_type, confidence, match_result_id, linked_by)"
+    " SELECT CAST(:source_record_id AS bigint), golden_id, CAST(:link_type AS text),"
+    " CAST(:confidence AS float8), CAST(:match_result_id AS bigint), CAST(:linked_by AS text)"
+    " FROM golden),"
+    " change AS (INSERT INTO link_history (operation_id, action, actor, source_record_id,"
+    " old_golden_id, new_golden_id, old_status, match_result_id, reason)"
+    " SELECT CAST(:change_operation_id AS text), CAST(:change_action AS text),"
+    " CAST(:change_actor AS text), CAST(:change_source_record_id AS bigint), NULL, golden_id,"
+    " CAST(:change_old_status AS text), CAST(:change_match_result_id AS bigint),"
+    " CAST(:change_reason AS text) FROM golden)"
+    " SELECT golden_id FROM golden"
+).bindparams(bindparam("demographics", type_=JSONB), bindparam("medical_data", type_=JSONB))
+
 
 class SqlGoldenRecords(base.GoldenRecordRepository):
     def __init__(self, session: Session) -> None:
@@ -487,6 +509,28 @@ class SqlGoldenRecords(base.GoldenRecordRepository):
         }
         change.old_golden_id = self._run(_MOVE_LINK, params).scalar_one_or_none()
         return change.old_golden_id
+
+    def create_linked(self, golden: Golden, link: Link, change: Change) -> str:
+        params = {
+            "status": golden.status,
+            "merged_into": golden.merged_into,
+            "demographics": golden.demographics,
+            "medical_data": golden.medical_data,
+            "source_count": golden.source_count,
+            "source_record_id": link.source_record_id,
+            "link_type": link.link_type,
+            "confidence": link.confidence,
+            "match_result_id": link.match_result_id,
+            "linked_by": link.linked_by,
+        } | {
+            f"change_{f}": getattr(change, f)
+            for f in _CHANGE_FIELDS
+            if f not in ("old_golden_id", "new_golden_id")
+        }
+        golden_id = self._run(_CREATE_LINKED, params).scalar_one()
+        golden.golden_id = link.golden_id = change.new_golden_id = golden_id
+        golden.version = 2
+        return golden_id
 
     def link_of(self, record_id: int) -> Link | None:
         row = self._run(_LINK_OF, {"id": record_id}).one_or_none()

@@ -26,8 +26,9 @@ from medmatch.matching.adjudication import Adjudication, Adjudicator, PairSet, V
 from medmatch.matching.decisions import Decision, Stage
 from medmatch.matching.result import MatchResult
 from medmatch.mpi.base import AbstractUnitOfWork
-from medmatch.mpi.domain import Candidate, MatchEntry, StoredRecord
+from medmatch.mpi.domain import Candidate, Change, Golden, Link, MatchEntry, StoredRecord
 from medmatch.mpi.services.golden import move, new_operation_id, rebuild
+from medmatch.mpi.survivorship import survive
 
 UowFactory = Callable[[], AbstractUnitOfWork]
 DB_DECISION = {
@@ -169,6 +170,7 @@ class MatchingService:
         reviews: list[int] = []
         operation = new_operation_id()
         touched = {current.golden_id} if current else set()
+        built = None  # a golden record written with its survivorship: no rebuild
         if target is not None:
             decision, confidence = Decision.AUTO_MATCH, best[1].confidence
             if current is None or current.golden_id != target:
@@ -189,19 +191,21 @@ class MatchingService:
             decision, confidence = Decision.NO_MATCH, 1.0
             target = current.golden_id
         else:
-            golden = uow.golden.create()
-            target, decision, confidence = golden.golden_id, Decision.NO_MATCH, 1.0
-            move(
-                uow,
-                stored.id,
-                target,
-                operation_id=operation,
-                action="lookup",
-                actor=actor,
-                reason="no match: new identity",
-                link_type="new_identity",
-                confidence=None,
+            # a new identity of this one record: its survivorship is known before the write
+            demographics, medical = survive([stored], self.settings.source_trust)
+            target = uow.golden.create_linked(
+                Golden("", demographics=demographics, medical_data=medical, source_count=1),
+                Link(stored.id, "", "new_identity", None, None, linked_by=actor),
+                Change(
+                    operation_id=operation,
+                    action="lookup",
+                    actor=actor,
+                    source_record_id=stored.id,
+                    reason="no match: new identity",
+                ),
             )
+            decision, confidence = Decision.NO_MATCH, 1.0
+            built = target
         touched.add(target)
         for candidate, outcome, cand_decision in scored:
             if cand_decision is Decision.REVIEW_REQUIRED and candidate.golden_id != target:
@@ -215,7 +219,7 @@ class MatchingService:
                     reviews.append(item.id)
         if reviews and decision is Decision.NO_MATCH:
             decision = Decision.REVIEW_REQUIRED
-        for golden_id in sorted(touched):
+        for golden_id in sorted(touched - {built}):
             rebuild(uow, golden_id, self.settings.source_trust)
         shown = (
             best[1] if best else (max(scored, key=lambda s: s[1].confidence)[1] if scored else None)
