@@ -11,6 +11,7 @@ import abc
 from collections.abc import Iterable
 from typing import Any, Self
 
+from medmatch.errors import NotFoundError
 from medmatch.mpi.domain import Candidate, Change, Golden, Link, MatchEntry, Review, StoredRecord
 
 
@@ -120,6 +121,15 @@ class GoldenRecordRepository(abc.ABC):
 
     @abc.abstractmethod
     def record_change(self, change: Change) -> None: ...
+
+    def move_link_locking(self, link: Link, change: Change) -> tuple[str | None, Golden]:
+        """`move_link`, and the golden record it links to, read for update (its rebuild
+        follows); one round trip where the backend can. NotFoundError if it is gone."""
+        old = self.move_link(link, change)
+        golden = self.get(link.golden_id, for_update=True)
+        if golden is None:
+            raise NotFoundError("golden record", link.golden_id)
+        return old, golden
 
     def create_linked(self, golden: Golden, link: Link, change: Change) -> str:
         """A new golden record holding `golden`'s content (its survivorship, computed by the

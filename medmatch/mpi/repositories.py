@@ -413,7 +413,7 @@ _RECORD_CHANGE = insert(_HISTORY).values({f: bindparam(f) for f in _CHANGE_FIELD
 # (as a SELECT ... FOR UPDATE of its own would); the link's INSERT reads old_link first, so
 # the lock is held and the old golden_id read before the row is replaced (the sub-statements
 # of a WITH otherwise run in no set order)
-_MOVE_LINK = text(
+_MOVE_LINK_WITH = text(
     "WITH old_link AS (SELECT golden_id FROM record_links"
     " WHERE source_record_id = :source_record_id FOR UPDATE),"
     " new_link AS (INSERT INTO record_links"
@@ -432,7 +432,15 @@ _MOVE_LINK = text(
     " (SELECT golden_id FROM old_link), CAST(:change_new_golden_id AS text),"
     " CAST(:change_old_status AS text), CAST(:change_match_result_id AS bigint),"
     " CAST(:change_reason AS text))"
-    " SELECT golden_id FROM old_link"
+)
+_MOVE_LINK = text(_MOVE_LINK_WITH.text + " SELECT golden_id FROM old_link")
+# ... and the golden record it links to, read FOR UPDATE (its latest version, the lock held)
+# for the rebuild of its survivorship that follows; no row when that golden record is gone
+_MOVE_LINK_LOCKING = text(
+    _MOVE_LINK_WITH.text
+    + ", target AS (SELECT golden_id, status, merged_into, demographics, medical_data,"
+    " source_count, version FROM golden_records WHERE golden_id = :golden_id FOR UPDATE)"
+    " SELECT (SELECT golden_id FROM old_link), target.* FROM target"
 )
 
 # a new identity in one statement: the golden record with its survivorship, the record's
@@ -501,14 +509,25 @@ class SqlGoldenRecords(base.GoldenRecordRepository):
         return old
 
     def move_link(self, link: Link, change: Change) -> str | None:
+        params = self._move_params(link, change)
+        change.old_golden_id = self._run(_MOVE_LINK, params).scalar_one_or_none()
+        return change.old_golden_id
+
+    @staticmethod
+    def _move_params(link: Link, change: Change) -> dict[str, Any]:
         params = {"source_record_id": link.source_record_id} | {
             f: getattr(link, f) for f in _LINK_FIELDS
         }
-        params |= {
+        return params | {
             f"change_{f}": getattr(change, f) for f in _CHANGE_FIELDS if f != "old_golden_id"
         }
-        change.old_golden_id = self._run(_MOVE_LINK, params).scalar_one_or_none()
-        return change.old_golden_id
+
+    def move_link_locking(self, link: Link, change: Change) -> tuple[str | None, Golden]:
+        row = self._run(_MOVE_LINK_LOCKING, self._move_params(link, change)).one_or_none()
+        if row is None:
+            raise NotFoundError("golden record", link.golden_id)
+        change.old_golden_id = row[0]
+        return row[0], Golden(*row[1:])
 
     def create_linked(self, golden: Golden, link: Link, change: Change) -> str:
         params = {

@@ -242,6 +242,25 @@ def test_move_link_and_create_linked_keep_the_change(backend):
         ]
 
 
+def test_move_link_locking_returns_the_old_link_and_the_target(backend):
+    with backend() as uow:
+        a = _add(uow, external_id="a")
+        first, second = uow.golden.create(), uow.golden.create()
+        uow.golden.set_link(Link(a.id, first.golden_id, "new_identity"))
+        change = Change("op", "lookup", "lookup", a.id, None, second.golden_id)
+        old, golden = uow.golden.move_link_locking(
+            Link(a.id, second.golden_id, "auto_match", 0.95), change
+        )
+        assert old == change.old_golden_id == first.golden_id
+        assert golden == uow.golden.get(second.golden_id)
+        assert uow.golden.sources_of(second.golden_id) == [a.id]
+        # a golden record that does not exist: refused (the file's integrity is a ValueError)
+        with pytest.raises((NotFoundError, IntegrityError, ValueError)):
+            uow.golden.move_link_locking(
+                Link(a.id, "GR-999999", "auto_match"), Change("op", "lookup", "lookup", a.id)
+            )
+
+
 # -- golden records -----------------------------------------------------------------------
 
 

@@ -27,7 +27,7 @@ from medmatch.matching.decisions import Decision, Stage
 from medmatch.matching.result import MatchResult
 from medmatch.mpi.base import AbstractUnitOfWork
 from medmatch.mpi.domain import Candidate, Change, Golden, Link, MatchEntry, StoredRecord
-from medmatch.mpi.services.golden import move, new_operation_id, rebuild
+from medmatch.mpi.services.golden import move, move_and_lock, new_operation_id, rebuild
 from medmatch.mpi.survivorship import survive
 
 UowFactory = Callable[[], AbstractUnitOfWork]
@@ -171,21 +171,23 @@ class MatchingService:
         operation = new_operation_id()
         touched = {current.golden_id} if current else set()
         built = None  # a golden record written with its survivorship: no rebuild
+        locked = None  # the target, when it was read for update with its link
         if target is not None:
             decision, confidence = Decision.AUTO_MATCH, best[1].confidence
-            if current is None or current.golden_id != target:
-                move(
-                    uow,
-                    stored.id,
-                    target,
-                    operation_id=operation,
-                    action="lookup",
-                    actor=actor,
-                    reason="matched on lookup",
-                    link_type="auto_match",
-                    confidence=confidence,
-                    match_result_id=entries[best[0].id],
-                )
+            how: dict[str, Any] = {
+                "operation_id": operation,
+                "action": "lookup",
+                "actor": actor,
+                "reason": "matched on lookup",
+                "link_type": "auto_match",
+                "confidence": confidence,
+                "match_result_id": entries[best[0].id],
+            }
+            if current is None:
+                # the only golden record this lookup touches: locked with the link
+                locked = move_and_lock(uow, stored.id, target, **how)
+            elif current.golden_id != target:
+                move(uow, stored.id, target, **how)
         elif current is not None:
             # a re-send that no longer matches anyone keeps its identity: only a human splits
             decision, confidence = Decision.NO_MATCH, 1.0
@@ -220,7 +222,8 @@ class MatchingService:
         if reviews and decision is Decision.NO_MATCH:
             decision = Decision.REVIEW_REQUIRED
         for golden_id in sorted(touched - {built}):
-            rebuild(uow, golden_id, self.settings.source_trust)
+            mine = locked if locked is not None and locked.golden_id == golden_id else None
+            rebuild(uow, golden_id, self.settings.source_trust, locked=mine)
         shown = (
             best[1] if best else (max(scored, key=lambda s: s[1].confidence)[1] if scored else None)
         )
