@@ -11,6 +11,7 @@ import abc
 from collections.abc import Iterable
 from typing import Any, Self
 
+from medmatch.errors import NotFoundError
 from medmatch.mpi.domain import Candidate, Change, Golden, Link, MatchEntry, Review, StoredRecord
 
 
@@ -71,6 +72,30 @@ class SourceRecordRepository(abc.ABC):
         """Records sharing a blocking key with `keys` (the indexed real-time search): their
         feature rows and golden_id; at most `limit`, the lowest ids first."""
 
+    def store_and_search(
+        self,
+        source_system: str,
+        external_id: str | None,
+        demographics: dict[str, Any],
+        medical_data: dict[str, Any],
+        features: dict[str, Any],
+        keys: Iterable[str],
+        limit: int,
+    ) -> tuple[StoredRecord, bool, list[Candidate]] | None:
+        """`upsert_if_changed`, then a new record's blocking keys, then its `candidates`
+        (None: an unchanged re-send). A re-send's keys are left to `replace_keys`. One round
+        trip where the backend can: the real-time lookup's first write and its read."""
+        keys = list(keys)
+        stored = self.upsert_if_changed(
+            source_system, external_id, demographics, medical_data, features
+        )
+        if stored is None:
+            return None
+        record, created = stored
+        if created:
+            self.replace_keys(record.id, keys, new=True)
+        return record, created, self.candidates(keys, exclude=record.id, limit=limit)
+
 
 class GoldenRecordRepository(abc.ABC):
     @abc.abstractmethod
@@ -96,6 +121,33 @@ class GoldenRecordRepository(abc.ABC):
 
     @abc.abstractmethod
     def record_change(self, change: Change) -> None: ...
+
+    def move_link_locking(self, link: Link, change: Change) -> tuple[str | None, Golden]:
+        """`move_link`, and the golden record it links to, read for update (its rebuild
+        follows); one round trip where the backend can. NotFoundError if it is gone."""
+        old = self.move_link(link, change)
+        golden = self.get(link.golden_id, for_update=True)
+        if golden is None:
+            raise NotFoundError("golden record", link.golden_id)
+        return old, golden
+
+    def create_linked(self, golden: Golden, link: Link, change: Change) -> str:
+        """A new golden record holding `golden`'s content (its survivorship, computed by the
+        caller) and the first link of a record that has none yet, with its change; one
+        round trip where the backend can. The new golden_id (also set on all three)."""
+        created = self.create()
+        golden.golden_id = link.golden_id = change.new_golden_id = created.golden_id
+        golden.version = created.version
+        self.move_link(link, change)
+        self.save(golden)
+        return created.golden_id
+
+    def move_link(self, link: Link, change: Change) -> str | None:
+        """`set_link` and `record_change` of its change (old_golden_id filled in from the
+        link it replaced), one round trip where the backend can; the old golden_id."""
+        change.old_golden_id = self.set_link(link)
+        self.record_change(change)
+        return change.old_golden_id
 
     @abc.abstractmethod
     def changes(

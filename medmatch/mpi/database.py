@@ -8,12 +8,15 @@ data folder (default `.medmatch/pg`), started once and reused by every later pro
 from __future__ import annotations
 
 import re
+import select
 import subprocess
 import warnings
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 
 from medmatch.config import get_settings
 from medmatch.errors import MedMatchError
@@ -84,12 +87,29 @@ def with_database(url: str, name: str) -> str:
 
 
 def make_engine(url: str | None = None, *, pool_size: int = 10) -> Engine:
-    return create_engine(
+    engine = create_engine(
         sqlalchemy_url(url) if url else database_url(),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # older than this, a pooled connection is replaced rather than trusted (idle timeouts
+        # of proxies and firewalls); the check below replaces pool_pre_ping's round trip
+        pool_recycle=1800,
     )
+    event.listen(engine, "checkout", _refuse_closed_connection)
+    return engine
+
+
+def _refuse_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """The pool hands out no connection the server has closed (a restart, an idle timeout,
+    pg_terminate_backend): the pool then replaces it with a new one, as pool_pre_ping would,
+    without a round trip per checkout. An idle connection has nothing to read; when its
+    socket is readable, the server has sent its goodbye (or a stray notice): not trusted."""
+    if dbapi_connection.closed:
+        raise DisconnectionError("connection closed")
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    if poller.poll(0):
+        raise DisconnectionError("connection closed by the server")
 
 
 @lru_cache(maxsize=4)

@@ -86,7 +86,12 @@ def _record_upsert(*, only_if_changed: bool):  # type: ignore[no-untyped-def]
     """INSERT of a source record; a re-send of its source identity updates the row (or,
     `only_if_changed`, leaves a row holding the same demographics and medical data alone
     and returns nothing). Returns id, times, whether it is new and its golden_id."""
-    stmt = insert(_SOURCE)
+    stmt = insert(_SOURCE).values(
+        {
+            c: bindparam(c, type_=_SOURCE.c[c].type)
+            for c in ("source_system", "external_id", "demographics", "medical_data", "features")
+        }
+    )
     changed = or_(
         _SOURCE.c.demographics.is_distinct_from(stmt.excluded.demographics),
         _SOURCE.c.medical_data.is_distinct_from(stmt.excluded.medical_data),
@@ -110,8 +115,8 @@ def _record_upsert(*, only_if_changed: bool):  # type: ignore[no-untyped-def]
         _SOURCE.c.id,
         _SOURCE.c.received_at,
         _SOURCE.c.updated_at,
-        literal_column("xmax = 0"),
-        golden_id,
+        literal_column("xmax = 0").label("created"),
+        golden_id.label("golden_id"),
     )
 
 
@@ -122,24 +127,69 @@ _ADD_KEYS = text(
     "INSERT INTO blocking_keys (key, source_record_id)"
     " SELECT k, :id FROM unnest(CAST(:keys AS text[])) AS k ON CONFLICT DO NOTHING"
 )
-_CANDIDATE_IDS = (
-    select(_KEY.c.source_record_id)
-    .where(
-        _KEY.c.key == any_(bindparam("keys", type_=ARRAY(Text))),
-        _KEY.c.source_record_id != bindparam("exclude"),
+
+
+def _candidates(exclude: Any):  # type: ignore[no-untyped-def]
+    """The records sharing a key with :keys, but `exclude`: the lowest :limit ids. A
+    candidate is scored on its feature row: its demographics and medical data stay put."""
+    ids = (
+        select(_KEY.c.source_record_id)
+        .where(
+            _KEY.c.key == any_(bindparam("keys", type_=ARRAY(Text))),
+            _KEY.c.source_record_id != exclude,
+        )
+        .distinct()
+        .order_by(_KEY.c.source_record_id)
+        .limit(bindparam("limit", type_=Integer))
+        .scalar_subquery()
     )
-    .distinct()
-    .order_by(_KEY.c.source_record_id)
-    .limit(bindparam("limit", type_=Integer))
-    .scalar_subquery()
-)
-# a candidate is scored on its feature row: its demographics and medical data stay in the table
-_CANDIDATES = (
-    select(_SOURCE.c.id, _SOURCE.c.features, _LINK.c.golden_id)
-    .select_from(_SOURCE.outerjoin(_LINK, _LINK.c.source_record_id == _SOURCE.c.id))
-    .where(_SOURCE.c.id.in_(_CANDIDATE_IDS))
-    .order_by(_SOURCE.c.id)
-)
+    return (
+        select(_SOURCE.c.id, _SOURCE.c.features, _LINK.c.golden_id)
+        .select_from(_SOURCE.outerjoin(_LINK, _LINK.c.source_record_id == _SOURCE.c.id))
+        .where(_SOURCE.c.id.in_(ids))
+    )
+
+
+_CANDIDATES = _candidates(bindparam("exclude")).order_by(_SOURCE.c.id)
+
+
+def _store_and_search():  # type: ignore[no-untyped-def]
+    """The lookup's first round trip: the upsert of the record (nothing when a re-send is
+    unchanged), a new record's blocking keys, and the candidates. One row per candidate,
+    each carrying the stored record's columns; one row with no candidate when none is found;
+    no row for an unchanged re-send. All parts share one snapshot: the candidates are the
+    records committed before the statement (the lookup's advisory locks were taken before)."""
+    stored = _UPSERT_CHANGED_RECORD.cte("stored")
+    new_keys = (
+        insert(_KEY)
+        .from_select(
+            ["key", "source_record_id"],
+            select(func.unnest(bindparam("keys", type_=ARRAY(Text))), stored.c.id).where(
+                stored.c.created
+            ),
+        )
+        .on_conflict_do_nothing()
+        .cte("new_keys")
+    )
+    found = _candidates(select(stored.c.id).scalar_subquery()).cte("found")
+    return (
+        select(
+            stored.c.id,
+            stored.c.received_at,
+            stored.c.updated_at,
+            stored.c.created,
+            stored.c.golden_id,
+            found.c.id.label("candidate_id"),
+            found.c.features.label("candidate_features"),
+            found.c.golden_id.label("candidate_golden_id"),
+        )
+        .select_from(stored.outerjoin(found, literal_column("true")))
+        .order_by(found.c.id)
+        .add_cte(new_keys)
+    )
+
+
+_STORE_AND_SEARCH = _store_and_search()
 
 
 def _record(row: Any) -> StoredRecord:
@@ -217,6 +267,50 @@ class SqlSourceRecords(base.SourceRecordRepository):
             updated,
         )
         return record, created
+
+    def store_and_search(
+        self,
+        source_system: str,
+        external_id: str | None,
+        demographics: dict[str, Any],
+        medical_data: dict[str, Any],
+        features: dict[str, Any],
+        keys: Iterable[str],
+        limit: int,
+    ) -> tuple[StoredRecord, bool, list[Candidate]] | None:
+        stored = {k: v for k, v in features.items() if k != "unique_id"}
+        rows = self._run(
+            _STORE_AND_SEARCH,
+            {
+                "source_system": source_system,
+                "external_id": external_id,
+                "demographics": demographics,
+                "medical_data": medical_data,
+                "features": stored,
+                "keys": sorted(set(keys)),
+                "limit": limit,
+            },
+        ).all()
+        if not rows:
+            return None
+        record_id, received, updated, created, golden_id = rows[0][:5]
+        record = StoredRecord(
+            record_id,
+            source_system,
+            external_id,
+            demographics,
+            medical_data,
+            stored | {"unique_id": str(record_id)},
+            golden_id,
+            received,
+            updated,
+        )
+        candidates = [
+            Candidate(row[5], row[6] | {"unique_id": str(row[5])}, row[7])
+            for row in rows
+            if row[5] is not None
+        ]
+        return record, created, candidates
 
     def get(self, record_id: int) -> StoredRecord | None:
         row = self._run(_GET_RECORD, {"id": record_id}).one_or_none()
@@ -315,6 +409,61 @@ _CHANGE_FIELDS = (
     "reason",
 )
 _RECORD_CHANGE = insert(_HISTORY).values({f: bindparam(f) for f in _CHANGE_FIELDS})
+# a link change and its history row in one statement. The FOR UPDATE reads the latest link
+# (as a SELECT ... FOR UPDATE of its own would); the link's INSERT reads old_link first, so
+# the lock is held and the old golden_id read before the row is replaced (the sub-statements
+# of a WITH otherwise run in no set order)
+_MOVE_LINK_WITH = text(
+    "WITH old_link AS (SELECT golden_id FROM record_links"
+    " WHERE source_record_id = :source_record_id FOR UPDATE),"
+    " new_link AS (INSERT INTO record_links"
+    " (source_record_id, golden_id, link_type, confidence, match_result_id, linked_by)"
+    " SELECT CAST(:source_record_id AS bigint), CAST(:golden_id AS text),"
+    " CAST(:link_type AS text), CAST(:confidence AS float8), CAST(:match_result_id AS bigint),"
+    " CAST(:linked_by AS text) FROM (SELECT count(*) FROM old_link) AS after_the_lock"
+    " ON CONFLICT (source_record_id) DO UPDATE SET golden_id = excluded.golden_id,"
+    " link_type = excluded.link_type, confidence = excluded.confidence,"
+    " match_result_id = excluded.match_result_id, linked_by = excluded.linked_by,"
+    " linked_at = now()),"
+    " change AS (INSERT INTO link_history (operation_id, action, actor, source_record_id,"
+    " old_golden_id, new_golden_id, old_status, match_result_id, reason)"
+    " SELECT CAST(:change_operation_id AS text), CAST(:change_action AS text),"
+    " CAST(:change_actor AS text), CAST(:change_source_record_id AS bigint),"
+    " (SELECT golden_id FROM old_link), CAST(:change_new_golden_id AS text),"
+    " CAST(:change_old_status AS text), CAST(:change_match_result_id AS bigint),"
+    " CAST(:change_reason AS text))"
+)
+_MOVE_LINK = text(_MOVE_LINK_WITH.text + " SELECT golden_id FROM old_link")
+# ... and the golden record it links to, read FOR UPDATE (its latest version, the lock held)
+# for the rebuild of its survivorship that follows; no row when that golden record is gone
+_MOVE_LINK_LOCKING = text(
+    _MOVE_LINK_WITH.text
+    + ", target AS (SELECT golden_id, status, merged_into, demographics, medical_data,"
+    " source_count, version FROM golden_records WHERE golden_id = :golden_id FOR UPDATE)"
+    " SELECT (SELECT golden_id FROM old_link), target.* FROM target"
+)
+
+# a new identity in one statement: the golden record with its survivorship, the record's
+# first link and its history row. Version 2, as a create and a save leave it elsewhere (the
+# file adapter, the contract): the version is the same token whichever path wrote the record
+_CREATE_LINKED = text(
+    "WITH golden AS (INSERT INTO golden_records"
+    " (status, merged_into, demographics, medical_data, source_count, version)"
+    " VALUES (CAST(:status AS text), CAST(:merged_into AS text), :demographics, :medical_data,"
+    " CAST(:source_count AS integer), 2) RETURNING golden_id),"
+    " new_link AS (INSERT INTO record_links"
+    " (source_record_id, golden_id, link_type, confidence, match_result_id, linked_by)"
+    " SELECT CAST(:source_record_id AS bigint), golden_id, CAST(:link_type AS text),"
+    " CAST(:confidence AS float8), CAST(:match_result_id AS bigint), CAST(:linked_by AS text)"
+    " FROM golden),"
+    " change AS (INSERT INTO link_history (operation_id, action, actor, source_record_id,"
+    " old_golden_id, new_golden_id, old_status, match_result_id, reason)"
+    " SELECT CAST(:change_operation_id AS text), CAST(:change_action AS text),"
+    " CAST(:change_actor AS text), CAST(:change_source_record_id AS bigint), NULL, golden_id,"
+    " CAST(:change_old_status AS text), CAST(:change_match_result_id AS bigint),"
+    " CAST(:change_reason AS text) FROM golden)"
+    " SELECT golden_id FROM golden"
+).bindparams(bindparam("demographics", type_=JSONB), bindparam("medical_data", type_=JSONB))
 
 
 class SqlGoldenRecords(base.GoldenRecordRepository):
@@ -358,6 +507,49 @@ class SqlGoldenRecords(base.GoldenRecordRepository):
         old = self._run(_OLD_LINK, params).scalar_one_or_none()
         self._run(_UPSERT_LINK, params)
         return old
+
+    def move_link(self, link: Link, change: Change) -> str | None:
+        params = self._move_params(link, change)
+        change.old_golden_id = self._run(_MOVE_LINK, params).scalar_one_or_none()
+        return change.old_golden_id
+
+    @staticmethod
+    def _move_params(link: Link, change: Change) -> dict[str, Any]:
+        params = {"source_record_id": link.source_record_id} | {
+            f: getattr(link, f) for f in _LINK_FIELDS
+        }
+        return params | {
+            f"change_{f}": getattr(change, f) for f in _CHANGE_FIELDS if f != "old_golden_id"
+        }
+
+    def move_link_locking(self, link: Link, change: Change) -> tuple[str | None, Golden]:
+        row = self._run(_MOVE_LINK_LOCKING, self._move_params(link, change)).one_or_none()
+        if row is None:
+            raise NotFoundError("golden record", link.golden_id)
+        change.old_golden_id = row[0]
+        return row[0], Golden(*row[1:])
+
+    def create_linked(self, golden: Golden, link: Link, change: Change) -> str:
+        params = {
+            "status": golden.status,
+            "merged_into": golden.merged_into,
+            "demographics": golden.demographics,
+            "medical_data": golden.medical_data,
+            "source_count": golden.source_count,
+            "source_record_id": link.source_record_id,
+            "link_type": link.link_type,
+            "confidence": link.confidence,
+            "match_result_id": link.match_result_id,
+            "linked_by": link.linked_by,
+        } | {
+            f"change_{f}": getattr(change, f)
+            for f in _CHANGE_FIELDS
+            if f not in ("old_golden_id", "new_golden_id")
+        }
+        golden_id = self._run(_CREATE_LINKED, params).scalar_one()
+        golden.golden_id = link.golden_id = change.new_golden_id = golden_id
+        golden.version = 2
+        return golden_id
 
     def link_of(self, record_id: int) -> Link | None:
         row = self._run(_LINK_OF, {"id": record_id}).one_or_none()

@@ -9,6 +9,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
 from medmatch.matching import PatientMatcher
+from medmatch.mpi.database import make_engine
 from medmatch.mpi.services import GoldenRecordService, MatchingService
 from medmatch.mpi.unit_of_work import SqlAlchemyUnitOfWork, session_factory
 from tests.mpi.test_services import _record
@@ -87,3 +88,25 @@ def test_a_connection_killed_mid_merge_leaves_the_database_unchanged(
     # and the database still works: the same merge on a healthy connection succeeds
     GoldenRecordService(uow_factory).merge([a.golden_record_id, b.golden_record_id], actor="c")
     assert snapshot() != before
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_on_checkout(
+    uow_factory, trained, database_url
+):
+    # no pre-ping round trip: the pool still never hands out a connection the server ended
+    engine = make_engine(database_url, pool_size=1)
+    matching = MatchingService(
+        lambda: SqlAlchemyUnitOfWork(session_factory(engine)), PatientMatcher(trained)
+    )
+    first = matching.lookup(_record("EHR", "1"))
+    with engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    libpq = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(libpq, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+    # the pooled connection is dead now; the next lookup gets a new one and succeeds
+    again = matching.lookup(_record("EHR", "2", name_first="Elena", date_of_birth="1980-01-01"))
+    assert again.created and again.golden_record_id != first.golden_record_id
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != pid
+    engine.dispose()

@@ -166,6 +166,101 @@ def test_replace_keys_and_candidates(backend):
         assert uow.records.candidates(["k9"], exclude=c.id, limit=10) == []
 
 
+def test_store_and_search_stores_a_new_record_with_its_keys_and_finds_candidates(backend):
+    with backend() as uow:
+        a, b = _add(uow, external_id="a"), _add(uow, external_id="b")
+        uow.records.replace_keys(a.id, ["k1"])
+        uow.records.replace_keys(b.id, ["k2"])
+        golden = uow.golden.create()
+        uow.golden.set_link(Link(a.id, golden.golden_id, "new_identity"))
+        demographics, medical = {"name_last": "Lee"}, {"conditions": []}
+        stored, created, found = uow.records.store_and_search(
+            "LAB", "n1", demographics, medical, {"last_name": "lee"}, ["k1", "k2", "k1"], 10
+        )
+        assert created and stored.golden_id is None and stored.external_id == "n1"
+        assert stored.features == {"last_name": "lee", "unique_id": str(stored.id)}
+        assert [(c.id, c.golden_id) for c in found] == [(a.id, golden.golden_id), (b.id, None)]
+        assert found[0].features["unique_id"] == str(a.id)
+        # its keys were stored with it: a later search finds it
+        assert stored.id in [c.id for c in uow.records.candidates(["k2"], exclude=b.id, limit=9)]
+        assert (
+            uow.records.store_and_search(
+                "LAB", "n1", demographics, medical, {"last_name": "lee"}, ["k1"], 10
+            )
+            is None
+        )  # unchanged re-send
+        again, created, found = uow.records.store_and_search(
+            "LAB", "n1", {"name_last": "Li"}, medical, {"last_name": "li"}, ["k1"], 1
+        )
+        assert not created and again.id == stored.id and [c.id for c in found] == [a.id]
+        assert uow.records.get(stored.id).demographics == {"name_last": "Li"}
+        alone, created, found = uow.records.store_and_search(
+            "LAB", None, demographics, medical, {}, ["nothing-shares-this"], 10
+        )
+        assert created and found == [] and alone.id != stored.id
+
+
+def test_move_link_and_create_linked_keep_the_change(backend):
+    with backend() as uow:
+        a = _add(uow, external_id="a")
+        b = _add(uow, external_id="b")
+        match_id = uow.matches.add(_entry(b.id, a.id))
+        golden = Golden("", demographics={"name_last": "Garcia"}, medical_data={"x": 1})
+        golden.source_count = 1
+        link = Link(a.id, "", "new_identity", None, None, "lookup")
+        change = Change("op-1", "lookup", "lookup", source_record_id=a.id, reason="new")
+        made = uow.golden.create_linked(golden, link, change)
+        assert made == golden.golden_id == link.golden_id == change.new_golden_id
+        stored = uow.golden.get(made)
+        assert (stored.status, stored.source_count, stored.version) == ("active", 1, 2)
+        assert stored.demographics == {"name_last": "Garcia"} and stored.medical_data == {"x": 1}
+        assert uow.golden.link_of(a.id) == Link(a.id, made, "new_identity", None, None, "lookup")
+        other = uow.golden.create()
+        moved = Change("op-2", "lookup", "lookup", b.id, None, made, match_result_id=match_id)
+        assert uow.golden.move_link(Link(b.id, made, "auto_match", 0.97, match_id), moved) is None
+        back = Change(
+            "op-3", "merge", "clerk", source_record_id=a.id, new_golden_id=other.golden_id
+        )
+        assert uow.golden.move_link(Link(a.id, other.golden_id, "manual_match"), back) == made
+        assert back.old_golden_id == made
+        assert uow.golden.sources_of(made) == [b.id]
+        assert uow.golden.link_of(b.id) == Link(b.id, made, "auto_match", 0.97, match_id, "system")
+        history = [
+            (
+                c.operation_id,
+                c.source_record_id,
+                c.old_golden_id,
+                c.new_golden_id,
+                c.match_result_id,
+            )
+            for c in uow.golden.changes(golden_id=made)
+        ]
+        assert history == [
+            ("op-1", a.id, None, made, None),
+            ("op-2", b.id, None, made, match_id),
+            ("op-3", a.id, made, other.golden_id, None),
+        ]
+
+
+def test_move_link_locking_returns_the_old_link_and_the_target(backend):
+    with backend() as uow:
+        a = _add(uow, external_id="a")
+        first, second = uow.golden.create(), uow.golden.create()
+        uow.golden.set_link(Link(a.id, first.golden_id, "new_identity"))
+        change = Change("op", "lookup", "lookup", a.id, None, second.golden_id)
+        old, golden = uow.golden.move_link_locking(
+            Link(a.id, second.golden_id, "auto_match", 0.95), change
+        )
+        assert old == change.old_golden_id == first.golden_id
+        assert golden == uow.golden.get(second.golden_id)
+        assert uow.golden.sources_of(second.golden_id) == [a.id]
+        # a golden record that does not exist: refused (the file's integrity is a ValueError)
+        with pytest.raises((NotFoundError, IntegrityError, ValueError)):
+            uow.golden.move_link_locking(
+                Link(a.id, "GR-999999", "auto_match"), Change("op", "lookup", "lookup", a.id)
+            )
+
+
 # -- golden records -----------------------------------------------------------------------
 
 

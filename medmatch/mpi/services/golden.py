@@ -54,9 +54,16 @@ def new_operation_id() -> str:
     return uuid.uuid4().hex
 
 
-def rebuild(uow: AbstractUnitOfWork, golden_id: str, trust: Mapping[str, float]) -> Golden:
-    """Survivorship of one golden record from the records linked to it now."""
-    golden = uow.golden.get(golden_id, for_update=True)
+def rebuild(
+    uow: AbstractUnitOfWork,
+    golden_id: str,
+    trust: Mapping[str, float],
+    *,
+    locked: Golden | None = None,
+) -> Golden:
+    """Survivorship of one golden record from the records linked to it now; `locked`: the
+    golden record as this transaction already read it for update."""
+    golden = locked or uow.golden.get(golden_id, for_update=True)
     if golden is None:
         raise NotFoundError("golden record", golden_id)
     records = uow.records.linked_to(golden_id)
@@ -84,22 +91,54 @@ def move(
     match_result_id: int | None = None,
 ) -> str | None:
     """Link a record to golden record `to`, and keep the change; the old golden_id."""
-    old = uow.golden.set_link(
-        Link(record_id, to, link_type, confidence, match_result_id, linked_by=actor)
+    link, change = _link_change(
+        record_id, to, operation_id, action, actor, reason, link_type, confidence, match_result_id
     )
-    uow.golden.record_change(
-        Change(
-            operation_id=operation_id,
-            action=action,
-            actor=actor,
-            source_record_id=record_id,
-            old_golden_id=old,
-            new_golden_id=to,
-            match_result_id=match_result_id,
-            reason=reason,
-        )
+    return uow.golden.move_link(link, change)
+
+
+def move_and_lock(
+    uow: AbstractUnitOfWork,
+    record_id: int,
+    to: str,
+    *,
+    operation_id: str,
+    action: str,
+    actor: str,
+    reason: str,
+    link_type: str,
+    confidence: float | None = None,
+    match_result_id: int | None = None,
+) -> Golden:
+    """`move`, and golden record `to` read for update for the `rebuild` that follows, in
+    one round trip where the backend can. Only for a caller locking no other golden record
+    in this transaction (several are locked in golden_id order, as `merge` does)."""
+    link, change = _link_change(
+        record_id, to, operation_id, action, actor, reason, link_type, confidence, match_result_id
     )
-    return old
+    return uow.golden.move_link_locking(link, change)[1]
+
+
+def _link_change(
+    record_id: int,
+    to: str,
+    operation_id: str,
+    action: str,
+    actor: str,
+    reason: str,
+    link_type: str,
+    confidence: float | None,
+    match_result_id: int | None,
+) -> tuple[Link, Change]:
+    return Link(record_id, to, link_type, confidence, match_result_id, linked_by=actor), Change(
+        operation_id=operation_id,
+        action=action,
+        actor=actor,
+        source_record_id=record_id,
+        new_golden_id=to,
+        match_result_id=match_result_id,
+        reason=reason,
+    )
 
 
 class GoldenRecordService:

@@ -26,8 +26,9 @@ from medmatch.matching.adjudication import Adjudication, Adjudicator, PairSet, V
 from medmatch.matching.decisions import Decision, Stage
 from medmatch.matching.result import MatchResult
 from medmatch.mpi.base import AbstractUnitOfWork
-from medmatch.mpi.domain import Candidate, MatchEntry, StoredRecord
-from medmatch.mpi.services.golden import move, new_operation_id, rebuild
+from medmatch.mpi.domain import Candidate, Change, Golden, Link, MatchEntry, StoredRecord
+from medmatch.mpi.services.golden import move, move_and_lock, new_operation_id, rebuild
+from medmatch.mpi.survivorship import survive
 
 UowFactory = Callable[[], AbstractUnitOfWork]
 DB_DECISION = {
@@ -101,23 +102,36 @@ class MatchingService:
         identity = (
             [f"source:{record.source_system}\x1f{record.external_id}"] if record.external_id else []
         )
+        limit = self.settings.lookup_max_candidates
         with self.uow_factory() as uow:
+            # the locks first, in a statement of their own: the candidate search must run on
+            # a snapshot taken after them, or it would miss a writer it waited for
             uow.lock([f"key:{k}" for k in keys] + identity)
-            stored_now = uow.records.upsert_if_changed(
-                record.source_system, record.external_id, demographics, medical, features
+            found = uow.records.store_and_search(
+                record.source_system,
+                record.external_id,
+                demographics,
+                medical,
+                features,
+                keys,
+                limit,
             )
-            if stored_now is None:
+            if found is None:
                 # the same record sent again, unchanged: its decision stands, nothing new
                 assert record.external_id is not None  # only a known identity is a re-send
                 known = uow.records.find(record.source_system, record.external_id)
                 if known is not None and known.golden_id is not None:
                     return self._unchanged(uow, known)
-                stored_now = uow.records.upsert(
+                stored, created = uow.records.upsert(
                     record.source_system, record.external_id, demographics, medical, features
                 )
-            stored, created = stored_now
-            uow.records.replace_keys(stored.id, keys, new=created)
-            result = self._decide(uow, stored, created, keys, actor)
+                uow.records.replace_keys(stored.id, keys, new=created)
+                candidates = uow.records.candidates(keys, exclude=stored.id, limit=limit)
+            else:
+                stored, created, candidates = found
+                if not created:  # a new record's keys were stored with it
+                    uow.records.replace_keys(stored.id, keys)
+            result = self._decide(uow, stored, created, candidates, actor)
             uow.commit()
             return result
 
@@ -127,12 +141,10 @@ class MatchingService:
         uow: AbstractUnitOfWork,
         stored: StoredRecord,
         created: bool,
-        keys: list[str],
+        candidates: list[Candidate],
         actor: str,
     ) -> LookupResult:
         thresholds = self.thresholds
-        limit = self.settings.lookup_max_candidates
-        candidates = uow.records.candidates(keys, exclude=stored.id, limit=limit)
         # a new record cannot be under a reviewer's constraint yet
         constraints = (
             uow.matches.constraints_for(stored.id, [c.id for c in candidates])
@@ -158,39 +170,44 @@ class MatchingService:
         reviews: list[int] = []
         operation = new_operation_id()
         touched = {current.golden_id} if current else set()
+        built = None  # a golden record written with its survivorship: no rebuild
+        locked = None  # the target, when it was read for update with its link
         if target is not None:
             decision, confidence = Decision.AUTO_MATCH, best[1].confidence
-            if current is None or current.golden_id != target:
-                move(
-                    uow,
-                    stored.id,
-                    target,
-                    operation_id=operation,
-                    action="lookup",
-                    actor=actor,
-                    reason="matched on lookup",
-                    link_type="auto_match",
-                    confidence=confidence,
-                    match_result_id=entries[best[0].id],
-                )
+            how: dict[str, Any] = {
+                "operation_id": operation,
+                "action": "lookup",
+                "actor": actor,
+                "reason": "matched on lookup",
+                "link_type": "auto_match",
+                "confidence": confidence,
+                "match_result_id": entries[best[0].id],
+            }
+            if current is None:
+                # the only golden record this lookup touches: locked with the link
+                locked = move_and_lock(uow, stored.id, target, **how)
+            elif current.golden_id != target:
+                move(uow, stored.id, target, **how)
         elif current is not None:
             # a re-send that no longer matches anyone keeps its identity: only a human splits
             decision, confidence = Decision.NO_MATCH, 1.0
             target = current.golden_id
         else:
-            golden = uow.golden.create()
-            target, decision, confidence = golden.golden_id, Decision.NO_MATCH, 1.0
-            move(
-                uow,
-                stored.id,
-                target,
-                operation_id=operation,
-                action="lookup",
-                actor=actor,
-                reason="no match: new identity",
-                link_type="new_identity",
-                confidence=None,
+            # a new identity of this one record: its survivorship is known before the write
+            demographics, medical = survive([stored], self.settings.source_trust)
+            target = uow.golden.create_linked(
+                Golden("", demographics=demographics, medical_data=medical, source_count=1),
+                Link(stored.id, "", "new_identity", None, None, linked_by=actor),
+                Change(
+                    operation_id=operation,
+                    action="lookup",
+                    actor=actor,
+                    source_record_id=stored.id,
+                    reason="no match: new identity",
+                ),
             )
+            decision, confidence = Decision.NO_MATCH, 1.0
+            built = target
         touched.add(target)
         for candidate, outcome, cand_decision in scored:
             if cand_decision is Decision.REVIEW_REQUIRED and candidate.golden_id != target:
@@ -204,8 +221,9 @@ class MatchingService:
                     reviews.append(item.id)
         if reviews and decision is Decision.NO_MATCH:
             decision = Decision.REVIEW_REQUIRED
-        for golden_id in sorted(touched):
-            rebuild(uow, golden_id, self.settings.source_trust)
+        for golden_id in sorted(touched - {built}):
+            mine = locked if locked is not None and locked.golden_id == golden_id else None
+            rebuild(uow, golden_id, self.settings.source_trust, locked=mine)
         shown = (
             best[1] if best else (max(scored, key=lambda s: s[1].confidence)[1] if scored else None)
         )
