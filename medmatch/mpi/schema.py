@@ -172,9 +172,9 @@ class MatchResult(Base):
     source_record_id: Mapped[int] = mapped_column(
         ForeignKey("source_records.id", ondelete="CASCADE"), nullable=False
     )
-    # checked and cleaned up by triggers, not a foreign key: a key's check locks the
-    # candidate's row, ~25 per lookup (migration 0006)
-    candidate_record_id: Mapped[int | None] = mapped_column(BigInteger)
+    candidate_record_id: Mapped[int | None] = mapped_column(
+        ForeignKey("source_records.id", ondelete="CASCADE")
+    )
     is_match: Mapped[bool] = mapped_column(Boolean, nullable=False)
     confidence: Mapped[float] = mapped_column(Float, nullable=False)
     match_type: Mapped[str] = mapped_column(String(10), nullable=False)

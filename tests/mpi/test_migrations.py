@@ -38,24 +38,3 @@ def test_golden_ids_go_past_a_million(uow_factory, engine):
         ids = [uow.golden.create().golden_id for _ in range(3)]
         uow.commit()
     assert ids == ["GR-999999", "GR-1000000", "GR-1000001"]
-
-
-def test_a_match_result_needs_its_candidate_and_goes_with_it(uow_factory, engine):
-    # migration 0006: triggers, not a foreign key, on match_results.candidate_record_id
-    import pytest
-    from sqlalchemy import text
-    from sqlalchemy.exc import IntegrityError
-
-    from tests.mpi.test_contract import _add, _entry
-
-    with uow_factory() as uow:
-        a, b, c = (_add(uow, external_id=x) for x in "abc")
-        kept = uow.matches.add_many([_entry(a.id, b.id), _entry(a.id, c.id), _entry(c.id, a.id)])
-        uow.commit()
-    with uow_factory() as uow, pytest.raises(IntegrityError):
-        uow.matches.add_many([_entry(a.id, b.id), _entry(a.id, c.id + 100)])
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM source_records WHERE id = :id"), {"id": c.id})
-        left = conn.execute(text("SELECT id FROM match_results ORDER BY id")).scalars().all()
-    # c's match results went with it, as candidate and as source; a's with b stayed
-    assert left == kept[:1]
