@@ -198,6 +198,31 @@ def _record(row: Any) -> StoredRecord:
     return record
 
 
+def _stored_record(
+    row: Any,
+    source_system: str,
+    external_id: str | None,
+    demographics: dict[str, Any],
+    medical_data: dict[str, Any],
+    features: dict[str, Any],
+) -> tuple[StoredRecord, bool]:
+    """The record an upsert stored, from the (id, received_at, updated_at, created,
+    golden_id) it returned first and the values it was given: no second read."""
+    record_id, received, updated, created, golden_id = row[:5]
+    record = StoredRecord(
+        record_id,
+        source_system,
+        external_id,
+        demographics,
+        medical_data,
+        features | {"unique_id": str(record_id)},
+        golden_id,
+        received,
+        updated,
+    )
+    return record, created
+
+
 class SqlSourceRecords(base.SourceRecordRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -254,17 +279,8 @@ class SqlSourceRecords(base.SourceRecordRepository):
         ).one_or_none()
         if row is None:
             return None
-        record_id, received, updated, created, golden_id = row
-        record = StoredRecord(
-            record_id,
-            source_system,
-            external_id,
-            demographics,
-            medical_data,
-            stored | {"unique_id": str(record_id)},
-            golden_id,
-            received,
-            updated,
+        record, created = _stored_record(
+            row, source_system, external_id, demographics, medical_data, stored
         )
         return record, created
 
@@ -293,17 +309,8 @@ class SqlSourceRecords(base.SourceRecordRepository):
         ).all()
         if not rows:
             return None
-        record_id, received, updated, created, golden_id = rows[0][:5]
-        record = StoredRecord(
-            record_id,
-            source_system,
-            external_id,
-            demographics,
-            medical_data,
-            stored | {"unique_id": str(record_id)},
-            golden_id,
-            received,
-            updated,
+        record, created = _stored_record(
+            rows[0], source_system, external_id, demographics, medical_data, stored
         )
         candidates = [
             Candidate(row[5], row[6] | {"unique_id": str(row[5])}, row[7])
