@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         description="PostgreSQL; unset: an embedded PostgreSQL in pg_data_dir",
     )
     pg_data_dir: str = Field(".medmatch/pg", description="the embedded PostgreSQL's data folder")
+    pg_tune: bool = Field(
+        True,
+        description="size the embedded PostgreSQL to the machine (buffers, checkpoints);"
+        " off: initdb's defaults",
+    )
     source_trust: dict[str, float] = Field(
         default_factory=dict,
         description='survivorship: trust per source system, e.g. {"EHR": 3, "LAB": 1}; default 1',

@@ -9,15 +9,16 @@ applies the same field normalisers column by column, once per distinct value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
 from medmatch.data import clinical, contact, names
+from medmatch.data.distinct import map_distinct
 from medmatch.data.fields import field_normalisers
 from medmatch.data.models import FieldWarning, PatientRecord
-from medmatch.errors import InvalidValueError
 
 # Columns the model compares (and blocking keys read).
 SPLINK_COLUMNS: tuple[str, ...] = (
@@ -105,6 +106,9 @@ class TableFeatures:
     frame: pd.DataFrame
     warnings: list[FieldWarning] = field(default_factory=list)
     warning_counts: dict[str, int] = field(default_factory=dict)
+    # every demographic field normalised (names without a suffix sent inside them), in
+    # input order: what the bulk load stores
+    fields: dict[str, Column] = field(default_factory=dict)
 
 
 Column = list[Any]
@@ -130,9 +134,20 @@ def _clean_column(table: pd.DataFrame, name: str) -> Column:
 
 
 def _map_unique(values: Column, fn: Any) -> Column:
-    """Apply fn once per distinct non-null value: names, dates and places repeat a lot."""
-    lookup = {v: fn(v) for v in set(values) if v is not None}
-    return [None if v is None else lookup[v] for v in values]
+    """fn once per distinct non-null value, here (too little work to send to workers)."""
+    return map_distinct({"": (values, fn)}, workers=1)[""][0]
+
+
+def _name_group(value: str) -> list[str] | None:
+    return list(names.name_group(value) or ()) or None
+
+
+def _middle_name(value: str) -> str | None:
+    return _first_token(names.fold(value))
+
+
+def _concepts(to_concepts: Any, text: str) -> list[str]:
+    return sorted(to_concepts(clinical.split_terms(text)))
 
 
 def table_features(
@@ -141,25 +156,22 @@ def table_features(
     *,
     phone_region: str = "US",
     max_warnings: int = 50,
+    workers: int | None = None,
 ) -> TableFeatures:
-    """Normalise a whole demographics table (lenient: a bad value is a warning)."""
+    """Normalise a whole demographics table (lenient: a bad value is a warning). Big tables
+    are normalised on every core (`workers`, default all; `medmatch.data.distinct`)."""
     out = TableFeatures(frame=pd.DataFrame())
     ids = [str(v) for v in table["record_id"].tolist()]
+    raw = {name: _clean_column(table, name) for name in field_normalisers(phone_region)}
+    normalised = map_distinct(
+        {name: (raw[name], fn) for name, fn in field_normalisers(phone_region).items()},
+        workers=workers,
+    )
     norm: dict[str, Column] = {}
-    for fieldname, fn in field_normalisers(phone_region).items():
-        bad: set[Any] = set()
-
-        def safe(value: Any, fn: Any = fn, bad: set[Any] = bad) -> Any:
-            try:
-                return fn(value)
-            except InvalidValueError:
-                bad.add(value)
-                return None
-
-        raw = _clean_column(table, fieldname)
-        norm[fieldname] = _map_unique(raw, safe)
+    for fieldname, (values, bad) in normalised.items():
+        norm[fieldname] = values
         if bad:
-            bad_ids = [rid for rid, v in zip(ids, raw, strict=True) if v in bad]
+            bad_ids = [rid for rid, v in zip(ids, raw[fieldname], strict=True) if v in bad]
             out.warning_counts[fieldname] = len(bad_ids)
             out.warnings += [
                 FieldWarning(field=fieldname, reason="invalid value dropped", record_id=rid)
@@ -173,32 +185,45 @@ def table_features(
                 norm[namecol][i] = parts[0]
                 if norm["name_suffix"][i] is None:
                     norm["name_suffix"][i] = parts[1]
+    derived = {
+        name: column
+        for name, (column, _) in map_distinct(
+            {
+                "first_name": (norm["name_first"], names.fold),
+                "first_name_group": (norm["name_first"], _name_group),
+                "last_name": (norm["name_last"], names.fold),
+                "last_soundex": (norm["name_last"], names.soundex),
+                "address": (norm["address_line"], contact.normalise_address),
+                "middle_name": (norm["name_middle"], _middle_name),
+            },
+            workers=workers,
+        ).items()
+    }
     dob = [d.isoformat() if d is not None else None for d in norm["date_of_birth"]]
-    first = _map_unique(norm["name_first"], names.fold)
+    first = derived["first_name"]
     columns: dict[str, Column] = {
         "unique_id": ids,
         "first_name": first,
-        "first_name_group": _map_unique(
-            norm["name_first"], lambda v: list(names.name_group(v) or ()) or None
-        ),
+        "first_name_group": derived["first_name_group"],
         "first_initial": [f[0] if f else None for f in first],
-        "last_name": _map_unique(norm["name_last"], names.fold),
-        "last_soundex": _map_unique(norm["name_last"], names.soundex),
+        "last_name": derived["last_name"],
+        "last_soundex": derived["last_soundex"],
         "name_suffix": norm["name_suffix"],
         "dob": dob,
         "birth_year": [d[:4] if d else None for d in dob],
         "sex": norm["gender"],
         "phone": norm["phone"],
         "email": norm["email"],
-        "address": _map_unique(norm["address_line"], contact.normalise_address),
+        "address": derived["address"],
         "postal_code": norm["postal_code"],
         "ssn": norm["ssn"],
         "source_system": [str(v) for v in table["source_system"].tolist()],
         "external_id": _clean_column(table, "external_id"),
-        "middle_name": _map_unique(norm["name_middle"], lambda v: _first_token(names.fold(v))),
+        "middle_name": derived["middle_name"],
     }
-    columns["conditions"], columns["medications"] = _medical_columns(ids, medical)
+    columns["conditions"], columns["medications"] = _medical_columns(ids, medical, workers)
     out.frame = _arrow_frame(columns)
+    out.fields = norm
     return out
 
 
@@ -215,16 +240,30 @@ def _arrow_frame(columns: dict[str, Column]) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def _medical_columns(ids: list[str], medical: pd.DataFrame | None) -> tuple[list, list]:
+def _medical_columns(
+    ids: list[str], medical: pd.DataFrame | None, workers: int | None
+) -> tuple[list, list]:
     if medical is None or medical.empty:
         return [[] for _ in ids], [[] for _ in ids]
     med_ids = [str(v) for v in medical["record_id"].tolist()]
-
-    def concepts(column: str, to_concepts: Any) -> dict[str, list[str]]:
-        texts = _clean_column(medical, column)
-        mapped = _map_unique(texts, lambda t: sorted(to_concepts(clinical.split_terms(t))))
-        return {rid: m for rid, m in zip(med_ids, mapped, strict=True) if m}
-
-    cond = concepts("conditions", clinical.condition_concepts)
-    meds = concepts("medications", clinical.drug_concepts)
-    return [cond.get(i, []) for i in ids], [meds.get(i, []) for i in ids]
+    mapped = map_distinct(
+        {
+            "conditions": (
+                _clean_column(medical, "conditions"),
+                partial(_concepts, clinical.condition_concepts),
+            ),
+            "medications": (
+                _clean_column(medical, "medications"),
+                partial(_concepts, clinical.drug_concepts),
+            ),
+        },
+        workers=workers,
+    )
+    by_record = {
+        kind: {rid: m for rid, m in zip(med_ids, column, strict=True) if m}
+        for kind, (column, _) in mapped.items()
+    }
+    return (
+        [by_record["conditions"].get(i, []) for i in ids],
+        [by_record["medications"].get(i, []) for i in ids],
+    )

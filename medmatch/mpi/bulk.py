@@ -52,11 +52,11 @@ from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Engine
 
 from medmatch.config import get_settings
-from medmatch.data import clinical, names
-from medmatch.data.features import record_features, table_features
-from medmatch.data.fields import DEMOGRAPHIC_FIELDS, field_normalisers
+from medmatch.data import clinical
+from medmatch.data.features import TableFeatures, record_features, table_features
+from medmatch.data.fields import DEMOGRAPHIC_FIELDS
 from medmatch.data.models import parse_record
-from medmatch.errors import InvalidValueError, MedMatchError
+from medmatch.errors import MedMatchError
 from medmatch.matching.blocking import BLOCKING_KEYS, BlockingKey, DayMonthUnordered, KeyPart
 from medmatch.matching.blocking import key_strings as row_key_strings
 from medmatch.mpi import schema as t
@@ -109,7 +109,7 @@ def load_records(
 
     step("normalise", 0.0)
     feats = table_features(demographics, medical, phone_region=region)
-    rows = _Rows.build(demographics, medical, feats.frame, region)
+    rows = _Rows.build(demographics, medical, feats)
     timings["normalise_s"] = time.perf_counter() - started
     if verify_sample:
         t0 = time.perf_counter()
@@ -418,23 +418,14 @@ class _Rows:
         cls,
         demographics: pd.DataFrame,
         medical: pd.DataFrame | None,
-        frame: pd.DataFrame,
-        region: str,
+        feats: TableFeatures,
     ) -> _Rows:
         self = cls()
-        normalisers = field_normalisers(region)
-        demo: dict[str, list[Any]] = {
-            name: _map_unique(_clean(demographics, name), _lenient(normalisers[name]))
-            for name in DEMOGRAPHIC_FIELDS
-            if name not in FROM_FEATURES
+        frame = feats.frame
+        # normalised by table_features already (a suffix sent inside a name split off)
+        demo = {
+            name: feats.fields[name] for name in DEMOGRAPHIC_FIELDS if name not in FROM_FEATURES
         }
-        # a suffix sent inside a name field is split off, as the record model does
-        for name in ("name_last", "name_first"):
-            split = _map_unique(demo[name], names.split_suffix)
-            demo[name] = [
-                v if p is None or p[1] is None else p[0]
-                for v, p in zip(demo[name], split, strict=True)
-            ]
         columns = {name: pa.array(values, pa.string()) for name, values in demo.items()}
         columns |= {name: _arrow(frame[col]) for name, col in FROM_FEATURES.items()}
         systems = [None if _missing(v) else str(v) for v in demographics["source_system"].tolist()]
@@ -618,24 +609,6 @@ def _clean(table: pd.DataFrame, name: str) -> list[Any]:
     text = table[name].astype("string").str.strip()
     text = text.mask(text == "")
     return text.to_numpy(dtype=object, na_value=None).tolist()
-
-
-def _map_unique(values: list[Any], fn: Callable[[Any], Any]) -> list[Any]:
-    """fn over each distinct non-null value once (names, places and dates repeat a lot)."""
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=True)
-    mapped = np.empty(len(uniques) + 1, dtype=object)  # the last one: None, for missing
-    mapped[: len(uniques)] = [fn(v) for v in uniques]
-    return mapped[codes].tolist()
-
-
-def _lenient(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def safe(value: Any) -> Any:
-        try:
-            return fn(value)
-        except InvalidValueError:
-            return None
-
-    return safe
 
 
 def _arrow(series: pd.Series) -> pa.Array:
