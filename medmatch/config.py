@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         1_048_576, ge=1024, description="requests with a larger body are refused (413)"
     )
+    api_token_cache_s: float = Field(
+        5.0,
+        ge=0,
+        description="a verified token is trusted this long without a query: a revocation"
+        " takes effect within it (0: every request asks the database)",
+    )
     landing_dir: str = Field(
         ".medmatch/landing", description="the pipeline's landing folder (*demographics* files)"
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from medmatch.config import Settings, get_settings
 from medmatch.matching import MatchModel, PatientMatcher
-from medmatch.mpi.access import AccessAudit, TokenStore
+from medmatch.mpi.access import AccessAudit, TokenStore, VerifiedTokens
 from medmatch.mpi.bootstrap import MPI, bootstrap
 from medmatch.mpi.database import database_url, sqlalchemy_url
 from medmatch.mpi.services import MatchingService
@@ -59,7 +59,7 @@ class PromotedModel:
 class ApiContext:
     settings: Settings
     mpi: MPI
-    tokens: TokenStore
+    tokens: VerifiedTokens
     audit: AccessAudit
     views: MpiViews
     events: EventBus
@@ -71,12 +71,15 @@ class ApiContext:
         settings = settings or get_settings()
         url = sqlalchemy_url(settings.database_url) if settings.database_url else database_url()
         mpi = bootstrap(settings, url=url)
-        events = EventBus(mpi.engine, url.replace("postgresql+psycopg://", "postgresql://"))
+        tokens = VerifiedTokens(TokenStore(mpi.engine), settings.api_token_cache_s)
+        events = EventBus(
+            mpi.engine, url.replace("postgresql+psycopg://", "postgresql://"), tokens.forget
+        )
         batch = BatchService(settings, mpi.engine, _dagster_instance, events.publish)
         return cls(
             settings=settings,
             mpi=mpi,
-            tokens=TokenStore(mpi.engine),
+            tokens=tokens,
             audit=AccessAudit(mpi.engine),
             views=MpiViews(mpi.engine),
             events=events,

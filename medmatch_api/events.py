@@ -4,6 +4,10 @@ A process that decides something (a lookup, a review, a merge, a split, a run st
 finished) NOTIFYs the `medmatch_events` channel; every process LISTENs on one connection of
 its own and fans each event out to its WebSocket clients. Events carry ids and decisions,
 never patient data.
+
+Publishing does not wait: a request hands its event to a publisher thread, which sends
+whatever has queued up in one transaction, in order. The same listening connection hears
+token revocations (`access.TOKENS_CHANNEL`) and tells the process's token cache.
 """
 
 from __future__ import annotations
@@ -12,46 +16,92 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psycopg
 from sqlalchemy import Engine, text
 
+from medmatch.mpi.access import TOKENS_CHANNEL
+
 CHANNEL = "medmatch_events"
 QUEUE_SIZE = 1000
 RECONNECT_S = 1.0
+BATCH = 500  # events sent in one transaction at most
 log = logging.getLogger(__name__)
+_NOTIFY_ALL = text(
+    "SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) WITH ORDINALITY"
+    " AS e(p, n) ORDER BY n"
+)
 
 
 class EventBus:
-    def __init__(self, engine: Engine, libpq_url: str) -> None:
+    def __init__(
+        self, engine: Engine, libpq_url: str, on_tokens_changed: Callable[[], None] = lambda: None
+    ) -> None:
         self.engine, self.libpq_url = engine, libpq_url
+        self.on_tokens_changed = on_tokens_changed
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
+        self._outbox: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._publisher: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     # -- publishing (any thread) ---------------------------------------------------------
     def publish(self, event_type: str, **ids: Any) -> None:
-        payload = json.dumps({"type": event_type, **ids}, default=str)
+        """Queue an event for every process; returns at once."""
+        self._outbox.put(json.dumps({"type": event_type, **ids}, default=str))
+        if self._publisher is None:
+            with self._lock:
+                if self._publisher is None:
+                    self._publisher = threading.Thread(
+                        target=self._send_queued, name="medmatch-events", daemon=True
+                    )
+                    self._publisher.start()
+
+    def flush(self, timeout_s: float = 5.0) -> None:
+        """Send what is queued and stop the publisher (a later publish starts another)."""
+        with self._lock:
+            publisher, self._publisher = self._publisher, None
+            if publisher is not None:
+                self._outbox.put(None)
+                publisher.join(timeout_s)
+
+    def _send_queued(self) -> None:
+        while True:
+            first = self._outbox.get()
+            payloads = [] if first is None else [first]
+            done = first is None
+            while not done and len(payloads) < BATCH:
+                try:
+                    more = self._outbox.get_nowait()
+                except queue.Empty:
+                    break
+                done = more is None
+                if more is not None:
+                    payloads.append(more)
+            if payloads:
+                self._send(payloads)
+            if done:
+                return
+
+    def _send(self, payloads: list[str]) -> None:
         try:
             with self.engine.connect() as conn:
-                conn.execute(
-                    text("SELECT pg_notify(:channel, :payload)"),
-                    {
-                        "channel": CHANNEL,
-                        "payload": payload,
-                    },
-                )
+                conn.execute(_NOTIFY_ALL, {"channel": CHANNEL, "payloads": payloads})
                 conn.commit()
         except Exception:  # an event lost must never fail the change it reports
-            log.warning("could not publish a %s event", event_type, exc_info=True)
+            log.warning("could not publish %d events", len(payloads), exc_info=True)
 
     # -- listening (the event loop) ------------------------------------------------------
     async def start(self) -> None:
         self._task = asyncio.create_task(self._listen())
 
     async def stop(self) -> None:
+        await asyncio.to_thread(self.flush)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -64,9 +114,14 @@ class EventBus:
                     self.libpq_url, autocommit=True
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    await conn.execute(f"LISTEN {TOKENS_CHANNEL}")
+                    self.on_tokens_changed()  # a revocation may have passed while not listening
                     self.listening.set()
                     async for note in conn.notifies():
-                        self._fan_out(json.loads(note.payload))
+                        if note.channel == TOKENS_CHANNEL:
+                            self.on_tokens_changed()
+                        else:
+                            self._fan_out(json.loads(note.payload))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -75,10 +130,10 @@ class EventBus:
                 await asyncio.sleep(RECONNECT_S)
 
     def _fan_out(self, event: dict[str, Any]) -> None:
-        for queue in list(self._subscribers):
-            if queue.full():  # a client that stopped reading loses its oldest event
-                queue.get_nowait()
-            queue.put_nowait(event)
+        for subscriber in list(self._subscribers):
+            if subscriber.full():  # a client that stopped reading loses its oldest event
+                subscriber.get_nowait()
+            subscriber.put_nowait(event)
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:

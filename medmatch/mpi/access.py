@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, insert, select, update
@@ -20,6 +21,8 @@ from medmatch.mpi import schema as t
 
 ROLES = t.ROLES
 TOKEN_PREFIX = "mm_"
+# NOTIFYed at every revocation: API processes forget the tokens they had verified
+TOKENS_CHANNEL = "medmatch_tokens"
 
 # what each role may do; higher roles include the ones below them
 _GRANTS: dict[str, frozenset[str]] = {
@@ -99,6 +102,7 @@ class TokenStore:
                 .where(t.ApiToken.name == name, t.ApiToken.revoked_at.is_(None))
                 .values(revoked_at=func.now())
             ).rowcount
+            conn.execute(select(func.pg_notify(TOKENS_CHANNEL, "")))  # sent at commit
         if not done:
             raise NotFoundError("live token", name)
 
@@ -109,6 +113,43 @@ class TokenStore:
                 TokenInfo(r.id, r.name, r.role, r.source_system, r.revoked_at is not None)
                 for r in conn.execute(query)
             ]
+
+
+class VerifiedTokens:
+    """`TokenStore.verify` with each live token's principal remembered for `ttl_s` seconds
+    (0: not at all): a request then costs no query. A revocation is NOTIFYed
+    (TOKENS_CHANNEL) and every API process listening forgets what it knew at once; one that
+    missed it refuses the token within ttl_s all the same. Unknown tokens are not kept."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(
+        self, store: TokenStore, ttl_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.store, self.ttl_s, self.clock = store, ttl_s, clock
+        self._known: dict[str, tuple[Principal, float]] = {}
+
+    def known(self, secret: str) -> Principal | None:
+        """The principal of a token verified less than ttl_s ago; None: ask `verify`."""
+        known = self._known.get(_digest(secret))
+        return known[0] if known is not None and known[1] > self.clock() else None
+
+    def forget(self) -> None:
+        """A token was revoked somewhere: verify every token again."""
+        self._known.clear()
+
+    def verify(self, secret: str) -> Principal | None:
+        if (principal := self.known(secret)) is not None:
+            return principal
+        digest, now = _digest(secret), self.clock()
+        principal = self.store.verify(secret)
+        if principal is None or self.ttl_s <= 0:
+            self._known.pop(digest, None)
+            return principal
+        if len(self._known) >= self.MAX_ENTRIES:
+            self._known.clear()
+        self._known[digest] = (principal, now + self.ttl_s)
+        return principal
 
 
 class AccessAudit:

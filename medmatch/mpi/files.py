@@ -297,9 +297,7 @@ class FileGoldenRecords(_Repository, base.GoldenRecordRepository):
         )
 
     def record_change(self, change: Change) -> None:
-        self._require("records", change.source_record_id)
-        self._require("golden", change.old_golden_id, change.new_golden_id)
-        self._require("matches", change.match_result_id)
+        # an audit row: it may name what is gone (no reference checks, as migration 0006)
         row = _plain({k: v for k, v in change.__dict__.items() if k != "created_at"})
         self.s["changes"].append(row | {"id": self._next_id("change"), "created_at": _now()})
 
@@ -322,7 +320,7 @@ class FileGoldenRecords(_Repository, base.GoldenRecordRepository):
 
 class FileMatches(_Repository, base.MatchRepository):
     def add(self, entry: MatchEntry) -> int:
-        self._require("records", entry.source_record_id, entry.candidate_record_id)
+        # an audit row: it may name what is gone (no reference checks, as migration 0006)
         row = _plain({f: getattr(entry, f) for f in MATCH_ENTRY_FIELDS})
         row["confidence"] = float(row["confidence"])
         row["medical_similarity"] = _float(row["medical_similarity"])

@@ -165,16 +165,13 @@ class MatchResult(Base):
         _probability("medical_similarity"),
         Index("ix_match_results_source_record_id", "source_record_id"),
         Index("ix_match_results_candidate_record_id", "candidate_record_id"),
-        Index("ix_match_results_job_id", "job_id"),
+        Index("ix_match_results_job_id", "job_id", postgresql_where=text("job_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    source_record_id: Mapped[int] = mapped_column(
-        ForeignKey("source_records.id", ondelete="CASCADE"), nullable=False
-    )
-    candidate_record_id: Mapped[int | None] = mapped_column(
-        ForeignKey("source_records.id", ondelete="CASCADE")
-    )
+    # no foreign keys on the records (migration 0006): the audit outlives them
+    source_record_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    candidate_record_id: Mapped[int | None] = mapped_column(BigInteger)
     is_match: Mapped[bool] = mapped_column(Boolean, nullable=False)
     confidence: Mapped[float] = mapped_column(Float, nullable=False)
     match_type: Mapped[str] = mapped_column(String(10), nullable=False)
@@ -254,7 +251,8 @@ class BatchJob(Base):
 
 class LinkChange(Base):
     """Why: every link change (who, when, why, from which golden record to which) is kept,
-    so a golden record can be explained and a merge undone."""
+    so a golden record can be explained and a merge undone. Append-only, and without
+    foreign keys (migration 0006): the history of a record outlives the record."""
 
     __tablename__ = "link_history"
     __table_args__ = (
@@ -262,23 +260,21 @@ class LinkChange(Base):
         Index("ix_link_history_operation_id", "operation_id"),
         Index("ix_link_history_new_golden_id", "new_golden_id"),
         Index("ix_link_history_old_golden_id", "old_golden_id"),
-        Index("ix_link_history_job_id", "job_id"),
+        Index("ix_link_history_job_id", "job_id", postgresql_where=text("job_id IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     # the changes of one merge, split or undo share an operation id (undo replays it backwards)
     operation_id: Mapped[str] = mapped_column(String(40), nullable=False)
     action: Mapped[str] = mapped_column(String(10), nullable=False)
-    source_record_id: Mapped[int | None] = mapped_column(
-        ForeignKey("source_records.id", ondelete="CASCADE")
-    )
-    old_golden_id: Mapped[str | None] = mapped_column(ForeignKey("golden_records.golden_id"))
-    new_golden_id: Mapped[str | None] = mapped_column(ForeignKey("golden_records.golden_id"))
+    source_record_id: Mapped[int | None] = mapped_column(BigInteger)
+    old_golden_id: Mapped[str | None] = mapped_column(String(20))
+    new_golden_id: Mapped[str | None] = mapped_column(String(20))
     old_status: Mapped[str | None] = mapped_column(String(10))
-    match_result_id: Mapped[int | None] = mapped_column(ForeignKey("match_results.id"))
+    match_result_id: Mapped[int | None] = mapped_column(BigInteger)
     actor: Mapped[str] = mapped_column(String(100), nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
-    job_id: Mapped[str | None] = mapped_column(ForeignKey("batch_jobs.job_id"))
+    job_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _now()
 
 
