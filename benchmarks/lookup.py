@@ -109,17 +109,45 @@ def _client(index, url, commit, warmup, records, start, out) -> None:  # type: i
     engine, service = _service(url, commit)
     _lookup_all(service, warmup)
     start.wait()
-    began = time.monotonic()
+    began, cpu = time.monotonic(), time.process_time()
     times, results, errors = _lookup_all(service, records)
-    out.put((index, began, time.monotonic(), times, results, errors))
+    cpu = time.process_time() - cpu
+    out.put((index, began, time.monotonic(), times, results, errors, cpu))
     engine.dispose()
 
 
+def server_cpu_s(pg_dir: Path | None) -> float | None:
+    """CPU seconds the embedded server has used: the postmaster, the backends it has reaped
+    (each lookup client's backend ends with its client) and the live ones."""
+    if pg_dir is None or not (pg_dir / "postmaster.pid").exists():
+        return None
+    postmaster = int((pg_dir / "postmaster.pid").read_text().split()[0])
+    ticks = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(proc.name) == postmaster:
+            ticks += sum(int(f) for f in fields[11:15])  # own and reaped children's
+        elif int(fields[1]) == postmaster:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def run_lookups(
-    url: str, records: list, clients: int, warmup: list, commit: str = "on"
+    url: str,
+    records: list,
+    clients: int,
+    warmup: list,
+    commit: str = "on",
+    pg_dir: Path | None = None,
 ) -> tuple[dict, list]:
     """Look `records` up from `clients` processes (each takes every clients-th record), with
-    synchronous_commit `commit`: latency, throughput and the results, in records' order."""
+    synchronous_commit `commit`: latency, throughput, CPU per lookup (clients, and the
+    embedded server's when pg_dir is given) and the results, in records' order."""
     ctx = multiprocessing.get_context("spawn")
     start, out = ctx.Barrier(clients + 1), ctx.Queue()
     shares = [records[i::clients] for i in range(clients)]
@@ -133,14 +161,16 @@ def run_lookups(
     for w in workers:
         w.start()
     start.wait()
+    server_before = server_cpu_s(pg_dir)
     done = [out.get() for _ in workers]
     for w in workers:
         w.join()
+    server_after = server_cpu_s(pg_dir)  # the clients' backends have ended: reaped
     wall = max(d[2] for d in done) - min(d[1] for d in done)
     times = [x for d in done for x in d[3]]
     errors: Counter = sum((d[5] for d in done), Counter())
     results: list = [None] * len(records)
-    for index, _began, _ended, _times, share_results, _errors in done:
+    for index, _began, _ended, _times, share_results, _errors, _cpu in done:
         results[index::clients] = share_results
     ok = [r for r in results if r is not None]
     candidates = [r.candidates_scored for r in ok]
@@ -152,6 +182,14 @@ def run_lookups(
         "wall_s": round(wall, 2),
         "throughput_per_s": round(len(ok) / wall, 1),
         **_latency(times),
+        # where the two cores went: the clients' Python (scoring, SQLAlchemy, psycopg) and
+        # the server's processes (its background writers and autovacuum too) over the run
+        "cpu_ms_per_lookup": {
+            "clients": round(sum(d[6] for d in done) * 1000 / max(len(records), 1), 2),
+            "server": round((server_after - server_before) * 1000 / max(len(records), 1), 2)
+            if server_before is not None and server_after is not None
+            else None,
+        },
         "decisions": dict(Counter(r.decision for r in ok)),
         "resends": sum(not r.created for r in ok),
         "candidates_scored": {
@@ -310,7 +348,7 @@ def main() -> None:
             part = rest[i * share : (i + 1) * share]
             run_warm = warm[used : used + args.warmup * clients]
             used += len(run_warm)
-            stats, results = run_lookups(url, part, clients, run_warm, commit)
+            stats, results = run_lookups(url, part, clients, run_warm, commit, pg_dir)
             stats["outcomes"] = _outcomes(url, part, results, person_of, loaded_persons)
             runs.append(stats)
             print(json.dumps(stats))
@@ -321,7 +359,7 @@ def main() -> None:
                 "cpus": os.cpu_count(),
                 "platform": platform.platform(),
                 "postgres": pg_version,
-                "server": "DATABASE_URL" if pg_dir is None else "embedded (default settings)",
+                "server": "DATABASE_URL" if pg_dir is None else "embedded (sized by MedMatch)",
             },
             "seed": args.seed,
             "people": args.people,
@@ -399,8 +437,9 @@ def write_markdown(results: dict, path: Path) -> None:
         "deployment may choose it for the lookup role and it is reported beside.",
         "",
         "| synchronous_commit | clients | lookups | p50 ms | p95 ms | p99 ms | max ms | lookups/s |"
+        " CPU ms per lookup (clients / server) |"
         " auto_match | review_required | new_identity | candidates (mean / max) | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["runs"]:
         d = r["decisions"]
@@ -408,6 +447,7 @@ def write_markdown(results: dict, path: Path) -> None:
             f"| {r['synchronous_commit']} | {r['clients']} | {r['lookups']:,} | {r['p50_ms']} | "
             f"{r['p95_ms']} | "
             f"{r['p99_ms']} | {r['max_ms']} | {r['throughput_per_s']} | "
+            f"{r['cpu_ms_per_lookup']['clients']} / {r['cpu_ms_per_lookup']['server']} | "
             f"{d.get('auto_match', 0)} | {d.get('review_required', 0)} | "
             f"{d.get('new_identity', 0)} | {r['candidates_scored']['mean']} / "
             f"{r['candidates_scored']['max']} | {sum(r['errors'].values())} |"
