@@ -1,4 +1,6 @@
-from medmatch.matching.clustering import cluster
+import random
+
+from medmatch.matching.clustering import _ConstrainedUnionFind, cluster
 from medmatch.matching.explain import sentence, waterfall
 from medmatch.matching.realtime import LevelHit, weight_to_probability
 from medmatch.matching.rules import RuleHit, RuleKind
@@ -14,6 +16,31 @@ def test_cannot_link_is_never_crossed_even_transitively():
     labels = cluster(list("abcde"), edges, cannot_link=[("a", "d")])
     assert labels["a"] == labels["b"] == labels["e"]
     assert labels["c"] == labels["d"] != labels["a"]
+
+
+def _everything_constrained(ids, edges, cannot_link):
+    """The constrained union-find over every edge: what cluster() must equal."""
+    uf = _ConstrainedUnionFind()
+    for a, b in cannot_link:
+        uf.forbid(a, b)
+    for a, b, _ in sorted(edges, key=lambda e: -e[2]):
+        uf.union(a, b)
+    label = {root: min(members) for root, members in uf.members.items()}
+    return {i: label.get(uf.find(i), i) for i in ids}
+
+
+def test_only_components_with_a_cannot_link_need_the_constraints():
+    rnd = random.Random(7)
+    for trial in range(300):
+        ids = [f"r{i:03d}" for i in range(rnd.randint(2, 60))]
+        edges = [
+            (rnd.choice(ids), rnd.choice(ids), rnd.choice([0.9, 0.95, 0.99, rnd.random()]))
+            for _ in range(rnd.randint(0, 90))
+        ]
+        cannot = [(rnd.choice(ids), rnd.choice(ids)) for _ in range(rnd.randint(0, 6))]
+        cannot = [(a, b) for a, b in cannot if a != b]
+        expected = _everything_constrained(ids, edges, cannot)
+        assert cluster(ids, edges, iter(cannot)) == expected, trial
 
 
 def test_sentence_and_waterfall():

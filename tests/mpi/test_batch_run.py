@@ -1,5 +1,8 @@
 """Full batch re-matching over the MPI on a real PostgreSQL."""
 
+import random
+from collections import Counter, defaultdict
+
 import pytest
 from sqlalchemy import text
 
@@ -175,3 +178,53 @@ def test_plan_keeps_the_golden_id_holding_most_records():
     split = batch_run.plan_golden(golden_of, {"1": "a", "2": "c", "3": "b", "4": "b"})
     assert split.new_clusters == ["c"] and split.target == {"2": "new:c", "4": "GR-2"}
     assert split.emptied == {"GR-3": "GR-2"}
+
+
+def _plan_by_loop(golden_of, labels):
+    """The loop plan_golden replaced (the rule, written the plain way): the reference."""
+    members: dict[str, list[str]] = defaultdict(list)
+    for record, label in labels.items():
+        members[label].append(record)
+    # biggest claims first: a golden id goes to the cluster holding most of its records
+    claims = []
+    for label, records in members.items():
+        counts = Counter(golden_of[r] for r in records if r in golden_of)
+        for golden, n in counts.items():
+            claims.append((-n, golden, label))
+    claims.sort()
+    owner: dict[str, str] = {}  # cluster label -> golden id
+    taken: set[str] = set()
+    for _, golden, label in claims:
+        if label not in owner and golden not in taken:
+            owner[label] = golden
+            taken.add(golden)
+    new_clusters = sorted(label for label in members if label not in owner)
+    target: dict[str, str] = {}
+    for label, records in members.items():
+        destination = owner.get(label, f"new:{label}")
+        for record in records:
+            if golden_of.get(record) != destination:
+                target[record] = destination
+    # golden ids no cluster kept: merged into where most of their records went, else retired
+    went: dict[str, Counter[str]] = defaultdict(Counter)
+    for record, destination in target.items():
+        if record in golden_of:
+            went[golden_of[record]][destination] += 1
+    emptied = {
+        g: (c.most_common(1)[0][0] if c else None) for g, c in went.items() if g not in taken
+    }
+    return target, emptied, new_clusters
+
+
+def test_the_plan_decides_as_the_plain_loop_did():
+    """Ties included: claims of equal size, emptied golden ids split evenly."""
+    rnd = random.Random(3)
+    for trial in range(200):
+        records = [str(i) for i in rnd.sample(range(1000), rnd.randint(1, 40))]
+        goldens = [f"GR-{i}" for i in range(rnd.randint(1, 12))]
+        golden_of = {r: rnd.choice(goldens) for r in records if rnd.random() < 0.85}
+        labels = {r: rnd.choice("abcdefgh") for r in records}
+        plan = batch_run.plan_golden(golden_of, labels)
+        target, emptied, new = _plan_by_loop(golden_of, labels)
+        assert (plan.target, plan.emptied, plan.new_clusters) == (target, emptied, new), trial
+        assert list(plan.target) == list(target), trial  # the same order too
