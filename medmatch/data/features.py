@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from medmatch.data import clinical, contact, names
-from medmatch.data.distinct import map_distinct
+from medmatch.data.distinct import Column, map_distinct
 from medmatch.data.fields import field_normalisers
 from medmatch.data.models import FieldWarning, PatientRecord
 
@@ -111,8 +111,6 @@ class TableFeatures:
     fields: dict[str, Column] = field(default_factory=dict)
 
 
-Column = list[Any]
-
 
 def column_values(series: pd.Series) -> Column:
     """A column's values as plain Python objects, None for missing (whatever the dtype)."""
@@ -124,7 +122,7 @@ def column_values(series: pd.Series) -> Column:
     ]
 
 
-def _clean_column(table: pd.DataFrame, name: str) -> Column:
+def clean_column(table: pd.DataFrame, name: str) -> Column:
     """A column as plain Python values: stripped strings, None for missing or empty."""
     if name not in table.columns:
         return [None] * len(table)
@@ -162,7 +160,7 @@ def table_features(
     are normalised on every core (`workers`, default all; `medmatch.data.distinct`)."""
     out = TableFeatures(frame=pd.DataFrame())
     ids = [str(v) for v in table["record_id"].tolist()]
-    raw = {name: _clean_column(table, name) for name in field_normalisers(phone_region)}
+    raw = {name: clean_column(table, name) for name in field_normalisers(phone_region)}
     normalised = map_distinct(
         {name: (raw[name], fn) for name, fn in field_normalisers(phone_region).items()},
         workers=workers,
@@ -218,7 +216,7 @@ def table_features(
         "postal_code": norm["postal_code"],
         "ssn": norm["ssn"],
         "source_system": [str(v) for v in table["source_system"].tolist()],
-        "external_id": _clean_column(table, "external_id"),
+        "external_id": clean_column(table, "external_id"),
         "middle_name": derived["middle_name"],
     }
     columns["conditions"], columns["medications"] = _medical_columns(ids, medical, workers)
@@ -249,11 +247,11 @@ def _medical_columns(
     mapped = map_distinct(
         {
             "conditions": (
-                _clean_column(medical, "conditions"),
+                clean_column(medical, "conditions"),
                 partial(_concepts, clinical.condition_concepts),
             ),
             "medications": (
-                _clean_column(medical, "medications"),
+                clean_column(medical, "medications"),
                 partial(_concepts, clinical.drug_concepts),
             ),
         },

@@ -174,13 +174,8 @@ def decide_pairs(
     ]
     out: list[tuple] = []
     cannot: list[tuple[str, str]] = []
-    sentences: dict[tuple, str] = {}  # one per combination of levels: a few thousand
     for a, b, probability, mw, candidate, *gammas in records:
-        key = tuple(gammas)
-        text = sentences.get(key)
-        if text is None:
-            levels = tuple(lab[int(g)] for lab, g in zip(labels, gammas, strict=True))
-            text = sentences[key] = levels_sentence(levels)
+        text = levels_sentence(tuple(lab[int(g)] for lab, g in zip(labels, gammas, strict=True)))
         may_fire = candidate or (a, b) in resent
         rule = evaluate_rules(rows[a], rows[b]) if may_fire else None
         verdict = None

@@ -91,7 +91,6 @@ def cluster(
     strongest-first order. The same clusters as running it over everything, in a fraction
     of the time (a million records: most components need no constraint check)."""
     ordered = sorted(edges, key=lambda e: -e[2])
-    cannot_link = list(cannot_link)
     if not ordered:
         return {i: i for i in ids}
     ends = pd.factorize(np.array([e[0] for e in ordered] + [e[1] for e in ordered], object))

@@ -53,7 +53,7 @@ from sqlalchemy import Engine
 
 from medmatch.config import get_settings
 from medmatch.data import clinical
-from medmatch.data.features import TableFeatures, record_features, table_features
+from medmatch.data.features import TableFeatures, clean_column, record_features, table_features
 from medmatch.data.fields import DEMOGRAPHIC_FIELDS
 from medmatch.data.models import parse_record
 from medmatch.errors import MedMatchError
@@ -429,7 +429,7 @@ class _Rows:
         columns = {name: pa.array(values, pa.string()) for name, values in demo.items()}
         columns |= {name: _arrow(frame[col]) for name, col in FROM_FEATURES.items()}
         systems = [None if _missing(v) else str(v) for v in demographics["source_system"].tolist()]
-        external = _clean(demographics, "external_id")
+        external = clean_column(demographics, "external_id")
 
         firsts, lasts = demo["name_first"], demo["name_last"]
         named = np.fromiter(
@@ -602,15 +602,6 @@ def _missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
-def _clean(table: pd.DataFrame, name: str) -> list[Any]:
-    """Stripped strings, None for missing or empty (as table_features reads a column)."""
-    if name not in table.columns:
-        return [None] * len(table)
-    text = table[name].astype("string").str.strip()
-    text = text.mask(text == "")
-    return text.to_numpy(dtype=object, na_value=None).tolist()
-
-
 def _arrow(series: pd.Series) -> pa.Array:
     if hasattr(series.array, "__arrow_array__"):
         array = series.array.__arrow_array__()
@@ -633,7 +624,7 @@ def _medical_terms(
     row_of = pd.Index(medical["record_id"]).get_indexer(record_ids)  # -1: no medical row
     out = {}
     for kind in MEDICAL_KINDS:
-        codes, texts = pd.factorize(pd.Series(_clean(medical, kind), dtype=object))
+        codes, texts = pd.factorize(pd.Series(clean_column(medical, kind), dtype=object))
         lists = [clinical.split_terms(text) for text in texts] + [[]]  # the last: no text
         twice = np.array([len(set(x)) != len(x) for x in lists], dtype=bool)
         codes = np.where(codes < 0, len(texts), codes)

@@ -74,9 +74,8 @@ def _memory_bytes() -> int:
 
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     limit = Path("/sys/fs/cgroup/memory.max")
-    if limit.exists() and limit.read_text().strip().isdigit():
-        memory = min(memory, int(limit.read_text()))
-    return int(memory)
+    text = limit.read_text().strip() if limit.exists() else ""
+    return int(min(memory, int(text)) if text.isdigit() else memory)
 
 
 def _apply_settings(uri: str, wanted: dict[str, str | None]) -> bool:
