@@ -61,17 +61,20 @@ def levels_sentence(levels: tuple[tuple[str, str], ...]) -> str:
 
 def waterfall(prior_weight: float, hits: Sequence[LevelHit]) -> list[dict[str, object]]:
     """One bar per comparison, starting from the prior; the bars sum to the match weight."""
-    bars: list[dict[str, object]] = [
-        {"comparison": "prior", "level": "", "match_weight": prior_weight}
+    return [{"comparison": "prior", "level": "", "match_weight": prior_weight}] + [
+        _bar(h) for h in hits
     ]
-    for h in hits:
-        bars.append(
-            {
-                "comparison": h.comparison,
-                "level": h.level,
-                "gamma": h.gamma,
-                "match_weight": round(h.match_weight, 6),
-                "tf_adjustment": round(h.tf_adjustment, 6),
-            }
-        )
-    return bars
+
+
+@lru_cache(maxsize=4_096)
+def _bar(hit: LevelHit) -> dict[str, object]:
+    """A hit's bar. Cached, as hits repeat (a level's weight is the model's; only name levels
+    carry a term-frequency adjustment): the same dict then serves many waterfalls, which is
+    why nothing may change a bar in place."""
+    return {
+        "comparison": hit.comparison,
+        "level": hit.level,
+        "gamma": hit.gamma,
+        "match_weight": round(hit.match_weight, 6),
+        "tf_adjustment": round(hit.tf_adjustment, 6),
+    }

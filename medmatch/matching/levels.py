@@ -20,13 +20,6 @@ from medmatch.data.dates import iso_day_month_swapped
 Row = Mapping[str, Any]
 
 
-def _pair(col: str, left: Row, right: Row) -> tuple[Any, Any] | None:
-    lv, rv = left.get(col), right.get(col)
-    if lv is None or rv is None:
-        return None
-    return lv, rv
-
-
 @dataclass(frozen=True)
 class Level(ABC):
     column: str
@@ -87,8 +80,8 @@ class ExactLevel(Level):
         return f"{self.column}_l = {self.column}_r"
 
     def matches(self, left: Row, right: Row) -> bool:
-        pair = _pair(self.column, left, right)
-        return pair is not None and pair[0] == pair[1]
+        lv = left.get(self.column)
+        return lv is not None and lv == right.get(self.column)
 
 
 @dataclass(frozen=True)
@@ -102,8 +95,8 @@ class ListOverlapLevel(Level):
         return f"list_has_any({self.column}_l, {self.column}_r)"
 
     def matches(self, left: Row, right: Row) -> bool:
-        pair = _pair(self.column, left, right)
-        return pair is not None and not set(pair[0]).isdisjoint(pair[1])
+        lv, rv = left.get(self.column), right.get(self.column)
+        return lv is not None and rv is not None and not set(lv).isdisjoint(rv)
 
 
 @dataclass(frozen=True)
@@ -115,8 +108,11 @@ class JaroWinklerLevel(Level):
         return f"jaro_winkler_similarity({self.column}_l, {self.column}_r) >= {self.threshold}"
 
     def matches(self, left: Row, right: Row) -> bool:
-        pair = _pair(self.column, left, right)
-        return pair is not None and JaroWinkler.similarity(pair[0], pair[1]) >= self.threshold
+        lv, rv = left.get(self.column), right.get(self.column)
+        if lv is None or rv is None:
+            return False
+        # no score_cutoff: rapidfuzz 3.14 answers 0 for 'rowe'/'rogers' (0.8) at cutoff 0.8
+        return JaroWinkler.similarity(lv, rv) >= self.threshold
 
 
 @dataclass(frozen=True)
@@ -131,8 +127,11 @@ class LevenshteinLevel(Level):
         return f"levenshtein({self.column}_l, {self.column}_r) <= {self.distance}"
 
     def matches(self, left: Row, right: Row) -> bool:
-        pair = _pair(self.column, left, right)
-        return pair is not None and Levenshtein.distance(pair[0], pair[1]) <= self.distance
+        lv, rv = left.get(self.column), right.get(self.column)
+        if lv is None or rv is None:
+            return False
+        # score_cutoff: rapidfuzz stops early and answers cutoff + 1 above it
+        return Levenshtein.distance(lv, rv, score_cutoff=self.distance) <= self.distance
 
 
 @dataclass(frozen=True)
@@ -151,10 +150,9 @@ class DatePartsLevel(Level):
         return f"({' + '.join(terms)}) >= 2"
 
     def matches(self, left: Row, right: Row) -> bool:
-        pair = _pair(self.column, left, right)
-        if pair is None:
+        a, b = left.get(self.column), right.get(self.column)
+        if a is None or b is None:
             return False
-        a, b = pair
         return (a[:4] == b[:4]) + (a[5:7] == b[5:7]) + (a[8:10] == b[8:10]) >= 2
 
 
@@ -168,8 +166,8 @@ class PrefixLevel(Level):
         return f"substr({self.column}_l, 1, {n}) = substr({self.column}_r, 1, {n})"
 
     def matches(self, left: Row, right: Row) -> bool:
-        pair = _pair(self.column, left, right)
-        return pair is not None and pair[0][: self.length] == pair[1][: self.length]
+        lv, rv = left.get(self.column), right.get(self.column)
+        return lv is not None and rv is not None and lv[: self.length] == rv[: self.length]
 
 
 @dataclass(frozen=True)
@@ -184,12 +182,11 @@ class CrossColumnLevel(Level):
         return f"{c}_l = {o}_r AND {o}_l = {c}_r"
 
     def matches(self, left: Row, right: Row) -> bool:
-        a, b = _pair(self.column, left, right), _pair(self.other, left, right)
-        return (
-            a is not None
-            and b is not None
-            and (left[self.column] == right[self.other] and left[self.other] == right[self.column])
-        )
+        lc, lo = left.get(self.column), left.get(self.other)
+        if lc is None or lo is None:
+            return False
+        rc, ro = right.get(self.column), right.get(self.other)
+        return rc is not None and ro is not None and lc == ro and lo == rc
 
 
 @dataclass(frozen=True)
@@ -208,10 +205,8 @@ class DayMonthSwapLevel(Level):
         )
 
     def matches(self, left: Row, right: Row) -> bool:
-        pair = _pair(self.column, left, right)
-        if pair is None:
-            return False
-        return iso_day_month_swapped(*pair)
+        lv, rv = left.get(self.column), right.get(self.column)
+        return lv is not None and rv is not None and iso_day_month_swapped(lv, rv)
 
 
 @dataclass(frozen=True)
@@ -224,8 +219,8 @@ class EmailLocalPartLevel(Level):
         return f"split_part({c}_l, '@', 1) = split_part({c}_r, '@', 1)"
 
     def matches(self, left: Row, right: Row) -> bool:
-        pair = _pair(self.column, left, right)
-        return pair is not None and pair[0].split("@")[0] == pair[1].split("@")[0]
+        lv, rv = left.get(self.column), right.get(self.column)
+        return lv is not None and rv is not None and lv.split("@")[0] == rv.split("@")[0]
 
 
 @dataclass(frozen=True)
@@ -257,7 +252,10 @@ class NullOfAll(Level):
         return " AND ".join(f"({c}_l IS NULL OR {c}_r IS NULL)" for c in self.columns)
 
     def matches(self, left: Row, right: Row) -> bool:
-        return all(left.get(c) is None or right.get(c) is None for c in self.columns)
+        for c in self.columns:  # a loop, not all(): it runs for every candidate of a lookup
+            if left.get(c) is not None and right.get(c) is not None:
+                return False
+        return True
 
 
 @dataclass(frozen=True)

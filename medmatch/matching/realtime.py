@@ -8,17 +8,19 @@ adjustment of that level, turned into a probability. No DuckDB, no SQL per call.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
+from medmatch.matching.comparisons import Comparison
 from medmatch.matching.model import LevelWeights, MatchModel
 
+Row = Mapping[str, Any]
 
-@dataclass(frozen=True)
-class LevelHit:
-    """What one comparison contributed: the bar of a match-weight waterfall."""
+
+class LevelHit(NamedTuple):
+    """What one comparison contributed: the bar of a match-weight waterfall. (A tuple: the
+    scorer makes nine per candidate, a frozen dataclass costs three times as much to build.)"""
 
     comparison: str
     level: str
@@ -26,19 +28,12 @@ class LevelHit:
     match_weight: float
     tf_adjustment: float
 
-    @property
-    def total(self) -> float:
-        return self.match_weight + self.tf_adjustment
-
 
 @dataclass(frozen=True)
 class PairScore:
     prior_weight: float
     hits: tuple[LevelHit, ...]
-
-    @cached_property  # computed once: the hits never change
-    def match_weight(self) -> float:
-        return self.prior_weight + sum(h.total for h in self.hits)
+    match_weight: float  # the prior plus every hit's weight and adjustment
 
     @property
     def probability(self) -> float:
@@ -58,6 +53,20 @@ def probability_to_weight(probability: float) -> float:
     return math.log2(probability / (1.0 - probability))
 
 
+@dataclass(frozen=True)
+class _Step:
+    """One level as score() tries it: its predicate, and the hit it yields when no term
+    frequency adjusts it (the same object every time: hits are immutable)."""
+
+    matches: Callable[[Row, Row], bool]
+    hit: LevelHit
+    tf_column: str | None = None  # adjusted by this column's term frequencies
+    tf_key: str = ""  # the row's precomputed frequency, when given (`tf_<column>`)
+    tf_weight: float = 0.0
+    tf_minimum_u: float = 0.0
+    log2_tf_base: float = 0.0  # log2 u of the comparison's exact level on the tf column
+
+
 class RealtimeScorer:
     def __init__(self, model: MatchModel) -> None:
         self.model = model
@@ -65,21 +74,42 @@ class RealtimeScorer:
         self._prior = math.log2(model.prior / (1.0 - model.prior))
         self._tf = model.term_frequencies
         self._unseen = model.unseen_frequency
-        # u of each comparison's exact level on its tf column (Splink's tf base).
-        self._tf_base: list[dict[str, float]] = []
-        for comparison, weights in zip(model.comparisons, self._weights, strict=True):
-            base = {}
-            for level, w in zip(comparison.levels, weights, strict=True):
-                if getattr(level, "term_frequency", False) and w.u_probability is not None:
-                    base[level.column] = w.u_probability
-            self._tf_base.append(base)
-        # per comparison, what score() reads: name, levels, their weights, the tf bases
-        self._plan = [
-            (comparison.name, comparison.levels, weights, base)
-            for comparison, weights, base in zip(
-                model.comparisons, self._weights, self._tf_base, strict=True
-            )
+        # per comparison, the levels in the order they are tried, everything a level needs
+        # resolved once: this loop runs for every comparison of every candidate of a lookup
+        self._plan: list[tuple[_Step, ...]] = [
+            self._steps(comparison, weights)
+            for comparison, weights in zip(model.comparisons, self._weights, strict=True)
         ]
+
+    @staticmethod
+    def _steps(comparison: Comparison, weights: list[LevelWeights]) -> tuple[_Step, ...]:
+        # u of the comparison's exact level on its tf column: Splink's tf base
+        base = {
+            level.column: w.u_probability
+            for level, w in zip(comparison.levels, weights, strict=True)
+            if getattr(level, "term_frequency", False) and w.u_probability is not None
+        }
+        steps = []
+        for index, (level, w) in enumerate(zip(comparison.levels, weights, strict=True)):
+            gamma = comparison.gamma(index)
+            hit = LevelHit(comparison.name, w.label, gamma, w.match_weight, 0.0)
+            adjusted = index != 0 and not level.is_else_level and w.tf_column is not None
+            if not adjusted or w.tf_weight == 0:
+                steps.append(_Step(level.matches, hit))
+                continue
+            assert w.tf_column is not None
+            steps.append(
+                _Step(
+                    level.matches,
+                    hit,
+                    w.tf_column,
+                    f"tf_{w.tf_column}",
+                    w.tf_weight,
+                    w.tf_minimum_u,
+                    math.log2(base[w.tf_column]),
+                )
+            )
+        return tuple(steps)
 
     def term_frequency(self, column: str, value: Any) -> float | None:
         if value is None:
@@ -96,45 +126,40 @@ class RealtimeScorer:
             out[f"tf_{column}"] = self.term_frequency(column, row.get(column))
         return out
 
-    def _tf_adjustment(
-        self,
-        w: LevelWeights,
-        base: dict[str, float],
-        left: Mapping[str, Any],
-        right: Mapping[str, Any],
-    ) -> float:
-        if w.tf_column is None or w.tf_weight == 0:
-            return 0.0
-        tl = left.get(f"tf_{w.tf_column}", self.term_frequency(w.tf_column, left.get(w.tf_column)))
-        tr = right.get(
-            f"tf_{w.tf_column}", self.term_frequency(w.tf_column, right.get(w.tf_column))
-        )
+    def _frequency(self, step: _Step, row: Row) -> float | None:
+        if step.tf_key in row:
+            return row[step.tf_key]  # type: ignore[no-any-return]
+        return self.term_frequency(step.tf_column, row.get(step.tf_column))  # type: ignore[arg-type]
+
+    def _tf_adjustment(self, step: _Step, left: Row, right: Row) -> float:
+        tl, tr = self._frequency(step, left), self._frequency(step, right)
         if tl is None and tr is None:
             return 0.0
         tl = tr if tl is None else tl
         tr = tl if tr is None else tr
-        u_tf = max(tl, tr, w.tf_minimum_u)
-        return w.tf_weight * (math.log2(base[w.tf_column]) - math.log2(u_tf))
+        u_tf = max(tl, tr, step.tf_minimum_u)  # type: ignore[type-var]
+        return step.tf_weight * (step.log2_tf_base - math.log2(u_tf))  # type: ignore[arg-type]
 
-    def score(self, left: Mapping[str, Any], right: Mapping[str, Any]) -> PairScore:
+    def score(self, left: Row, right: Row) -> PairScore:
         hits = []
-        for name, levels, weights, base in self._plan:
-            # the first level the pair reaches (Comparison.level_index, inlined: it runs for
-            # every comparison of every candidate of a lookup); the else level always does
-            for index, level in enumerate(levels):  # noqa: B007
-                if level.matches(left, right):
+        total = 0.0  # hit by hit, then the prior: Splink's sum, to the last bit
+        for steps in self._plan:
+            # the first level the pair reaches; the else level always does
+            for step in steps:  # noqa: B007
+                if step.matches(left, right):
                     break
-            w = weights[index]
-            adjustment = (
-                0.0
-                if index == 0 or level.is_else_level
-                else self._tf_adjustment(w, base, left, right)
-            )
-            gamma = -1 if index == 0 else len(levels) - 1 - index
-            hits.append(LevelHit(name, w.label, gamma, w.match_weight, adjustment))
-        return PairScore(self._prior, tuple(hits))
+            hit = step.hit
+            if step.tf_column is not None:
+                hit = LevelHit(
+                    hit.comparison,
+                    hit.level,
+                    hit.gamma,
+                    hit.match_weight,
+                    self._tf_adjustment(step, left, right),
+                )
+            total += hit.match_weight + hit.tf_adjustment
+            hits.append(hit)
+        return PairScore(self._prior, tuple(hits), self._prior + total)
 
-    def score_many(
-        self, record: Mapping[str, Any], candidates: Sequence[Mapping[str, Any]]
-    ) -> list[PairScore]:
+    def score_many(self, record: Row, candidates: Sequence[Row]) -> list[PairScore]:
         return [self.score(record, c) for c in candidates]

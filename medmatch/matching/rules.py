@@ -83,11 +83,6 @@ def _same_given_name(left: Row, right: Row) -> bool:
     return bool(set(left.get("first_name_group") or ()) & set(right.get("first_name_group") or ()))
 
 
-def _given_names_related(left: Row, right: Row) -> bool:
-    """Both given names present and the same name: equal, close, a nickname, or swapped."""
-    return _both(left, right, "first_name") and not _given_names_differ(left, right, below=0.8)
-
-
 def _close(a: str | None, b: str | None) -> bool:
     if a is None or b is None:
         return False
@@ -127,32 +122,70 @@ def _names_swapped(left: Row, right: Row) -> bool:
 def _given_names_differ(left: Row, right: Row, below: float) -> bool:
     """Given names that are neither close, nor nicknames of each other (even mistyped:
     'Caroyln' and 'Carrie'), nor spelt by ear, nor swapped with the surname."""
-    if not _both(left, right, "first_name"):
-        return False
-    lf, rf = left["first_name"], right["first_name"]
-    if lf == rf:
-        return False
-    if metaphone(lf) == metaphone(rf):
-        return False  # spelt by ear: Chris and Kris, Jeff and Geoff
-    if JaroWinkler.similarity(lf, rf) >= below or DamerauLevenshtein.distance(lf, rf) <= 1:
-        return False  # close, or one typo apart ('amy' and 'may')
-    left_names = set(left.get("first_name_group") or ()) | {lf}
-    right_names = set(right.get("first_name_group") or ()) | {rf}
-    if left_names & right_names:
-        return False
-    # a nickname on one side and a typo on the other: one side's own name against the other's
-    # nicknames (group against group would relate Rick and Aaron through Eric and Erin)
-    if any(JaroWinkler.similarity(lf, b) >= NICKNAME_TYPO_AT_LEAST for b in right_names) or any(
-        JaroWinkler.similarity(a, rf) >= NICKNAME_TYPO_AT_LEAST for a in left_names
-    ):
-        return False
-    return not _names_swapped(left, right)  # the costliest test last
+    return _GivenNames(left, right).differ(below)
 
 
-def _unrelated_given_names(left: Row, right: Row) -> bool:
-    return _given_names_differ(left, right, below=UNRELATED_BELOW) and not _goes_by_middle_name(
-        left, right
-    )
+class _GivenNames:
+    """The given-name tests of one pair. Several rules ask them with other thresholds: each
+    part is computed once, the costliest last and only when asked for."""
+
+    def __init__(self, left: Row, right: Row) -> None:
+        self.left, self.right = left, right
+        self.first = left.get("first_name"), right.get("first_name")
+        self.both = self.first[0] is not None and self.first[1] is not None
+        self._alike: bool | None = None  # equal, spelt by ear, or one typo apart
+        self._similarity: float | None = None
+        self._related: bool | None = None  # nicknames (even mistyped) or swapped fields
+        self._unrelated: bool | None = None
+
+    def differ(self, below: float) -> bool:
+        """Both present, and no test relates them (Jaro-Winkler `below` counts as close)."""
+        if not self.both:
+            return False
+        lf, rf = self.first
+        if self._alike is None:
+            # spelt by ear: Chris and Kris, Jeff and Geoff; one typo: 'amy' and 'may'
+            self._alike = (
+                lf == rf
+                or metaphone(lf) == metaphone(rf)
+                or DamerauLevenshtein.distance(lf, rf) <= 1
+            )
+        if self._alike:
+            return False
+        if self._similarity is None:
+            self._similarity = JaroWinkler.similarity(lf, rf)
+        if self._similarity >= below:
+            return False
+        if self._related is None:
+            self._related = self._nicknames_or_swapped(lf, rf)
+        return not self._related
+
+    def _nicknames_or_swapped(self, lf: str, rf: str) -> bool:
+        left, right = self.left, self.right
+        left_names = set(left.get("first_name_group") or ()) | {lf}
+        right_names = set(right.get("first_name_group") or ()) | {rf}
+        if left_names & right_names:
+            return True
+        # a nickname on one side and a typo on the other: one side's own name against the
+        # other's nicknames (group against group would relate Rick and Aaron through Eric and
+        # Erin)
+        if any(JaroWinkler.similarity(lf, b) >= NICKNAME_TYPO_AT_LEAST for b in right_names) or any(
+            JaroWinkler.similarity(a, rf) >= NICKNAME_TYPO_AT_LEAST for a in left_names
+        ):
+            return True
+        return _names_swapped(left, right)  # the costliest test last
+
+    def related(self) -> bool:
+        """Both present and the same name: equal, close, a nickname, or swapped."""
+        return self.both and not self.differ(below=0.8)
+
+    def unrelated(self) -> bool:
+        """Different given names, and neither goes by the other's middle name."""
+        if self._unrelated is None:
+            self._unrelated = self.differ(below=UNRELATED_BELOW) and not _goes_by_middle_name(
+                self.left, self.right
+            )
+        return self._unrelated
 
 
 def _goes_by_middle_name(left: Row, right: Row) -> bool:
@@ -183,42 +216,51 @@ def exact_rule(left: Row, right: Row) -> RuleHit | None:
 
 
 def hard_negative(left: Row, right: Row) -> RuleHit | None:
-    if _both(left, right, "name_suffix") and left["name_suffix"] != right["name_suffix"]:
+    ls, rs = left.get("name_suffix"), right.get("name_suffix")
+    if ls is not None and rs is not None and ls != rs:
         return RuleHit("different_suffix", RuleKind.HARD_NEGATIVE, "different name suffix (Jr/Sr)")
-    # cheapest tests first: this runs on every candidate pair of a batch
+    # cheapest tests first, and each at most once: this runs on every candidate of a lookup
+    # and on every candidate pair of a batch
+    names = _GivenNames(left, right)
+    ld, rd = left.get("dob"), right.get("dob")
+    both_dob = ld is not None and rd is not None
     if (
-        _both(left, right, "dob")
-        and abs(int(left["dob"][:4]) - int(right["dob"][:4])) >= GENERATION_YEARS
+        both_dob
+        and abs(int(ld[:4]) - int(rd[:4])) >= GENERATION_YEARS
         and _similar(left, right, "last_name")
     ):
-        if DamerauLevenshtein.distance(left["dob"], right["dob"]) > 1 and not _given_names_differ(
-            left, right, below=0.9
-        ):
+        if DamerauLevenshtein.distance(ld, rd) > 1 and not names.differ(below=0.9):
             return RuleHit(
                 "generational",
                 RuleKind.HARD_NEGATIVE,
                 "same name a generation apart (parent and child)",
             )
-    sex_differs = _both(left, right, "sex") and left["sex"] != right["sex"]
-    if sex_differs and _household(left, right) and not _same_given_name(left, right):
-        # a brother and sister, or a couple: a wrong sex code *and* another name is unlikely
-        if _dob_close(left, right):
+    dob_close = _dob_close(left, right)
+    household: bool | None = None  # asked for at most once below, in two places
+    sex_l, sex_r = left.get("sex"), right.get("sex")
+    if sex_l is not None and sex_r is not None and sex_l != sex_r:
+        household = _household(left, right)
+        if household and not _same_given_name(left, right):
+            # a brother and sister, or a couple: a wrong sex code *and* another name is unlikely
+            if dob_close:
+                return RuleHit(
+                    "twins",
+                    RuleKind.HARD_NEGATIVE,
+                    "same birth date and home, different sex and given name (twins)",
+                )
             return RuleHit(
-                "twins",
+                "household_member",
                 RuleKind.HARD_NEGATIVE,
-                "same birth date and home, different sex and given name (twins)",
+                "same home, different sex and given name (another member of the household)",
             )
-        return RuleHit(
-            "household_member",
-            RuleKind.HARD_NEGATIVE,
-            "same home, different sex and given name (another member of the household)",
-        )
-    if _dob_close(left, right) and not _given_names_related(left, right):
-        unrelated = _unrelated_given_names(left, right)
+    if dob_close and not names.related():
+        unrelated = names.unrelated()
         surname = _similar(left, right, "last_name")
+        if household is None:
+            household = _household(left, right)
         # twin sisters may no longer share a surname: an unrelated given name is enough then
         if (
-            _household(left, right)
+            household
             and (surname or not _both(left, right, "last_name") or unrelated)
             and (unrelated or medical_histories_conflict(left, right))
         ):
@@ -234,24 +276,19 @@ def hard_negative(left: Row, right: Row) -> RuleHit | None:
                 RuleKind.HARD_NEGATIVE,
                 "same birth date and surname, unrelated given names (twins or namesakes)",
             )
+    if not names.unrelated():
+        return None  # both rules below need unrelated given names
     # two stable facts contradict: another given name and another birth date
-    if (
-        _both(left, right, "dob")
-        and not _dob_close(left, right)
-        and not _same(left, right, "ssn")
-        and _unrelated_given_names(left, right)
-    ):
+    if both_dob and not dob_close and not _same(left, right, "ssn"):
         return RuleHit(
             "different_person",
             RuleKind.HARD_NEGATIVE,
             "unrelated given names and birth dates (two people)",
         )
     # a brother, sister or parent at home whose birth date is missing or different
-    if (
-        _unrelated_given_names(left, right)
-        and _household(left, right)
-        and (_similar(left, right, "last_name") or not _both(left, right, "last_name"))
-    ):
+    if household is None:
+        household = _household(left, right)
+    if household and (_similar(left, right, "last_name") or not _both(left, right, "last_name")):
         return RuleHit(
             "household_member",
             RuleKind.HARD_NEGATIVE,

@@ -9,7 +9,6 @@ psycopg prepares it once per connection.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -33,6 +32,7 @@ from sqlalchemy.orm import Session
 from medmatch.errors import ConflictError, NotFoundError
 from medmatch.mpi import base
 from medmatch.mpi import schema as t
+from medmatch.mpi.database import json_text
 from medmatch.mpi.domain import (
     MATCH_ENTRY_FIELDS,
     Candidate,
@@ -642,7 +642,7 @@ class SqlMatches(base.MatchRepository):
     def add_many(self, entries: list[MatchEntry]) -> list[int]:
         if not entries:
             return []
-        rows = json.dumps([{f: getattr(e, f) for f in _MATCH_COLUMNS} for e in entries])
+        rows = json_text([{f: getattr(e, f) for f in _MATCH_COLUMNS} for e in entries])
         # ids come from the sequence in the order of the ordered SELECT: ascending = row order
         ids = sorted(self.session.connection().execute(_ADD_MATCHES, {"rows": rows}).scalars())
         for entry, entry_id in zip(entries, ids, strict=True):

@@ -23,6 +23,10 @@ PAIRS = [
         {"first_name": None, "first_name_group": None, "last_name": "lee"},
         {"first_name": "ann", "first_name_group": ["ann"], "last_name": None},
     ),
+    (  # Jaro-Winkler exactly 0.8, on the level's threshold (rapidfuzz's score_cutoff says 0)
+        {"first_name": "shelly", "first_name_group": ["shelly"], "last_name": "rowe"},
+        {"first_name": "zachary", "first_name_group": ["zachary"], "last_name": "rogers"},
+    ),
 ]
 DATES = ["1980-03-04", "1980-04-03", "1980-03-14", "1981-03-04", "1980-11-22", "1966-01-02", None]
 OTHER = [
@@ -136,7 +140,7 @@ def test_levels_reached():
     first = default_comparisons()[0]
     labels = [lvl.label for lvl in first.levels]
     got = [labels[first.level_index(a, b)] for a, b in PAIRS]
-    assert got == ["nickname", "jaro-winkler >= 0.92", "swapped with last name", "null"]
+    assert got == ["nickname", "jaro-winkler >= 0.92", "swapped with last name", "null", "all other"]
     dob = default_comparisons()[2]
     names = [lvl.label for lvl in dob.levels]
     assert (

@@ -93,6 +93,7 @@ class MatchingService:
         self.settings = settings or get_settings()
         self.matcher = matcher or PatientMatcher()
         self.thresholds = self.matcher.thresholds
+        self._thresholds_row = self.thresholds.model_dump()  # stored with every comparison
 
     def lookup(self, record: PatientRecord, *, actor: str = "lookup") -> LookupResult:
         features = record_features(record.model_copy(update={"record_id": "new"}))
@@ -301,7 +302,7 @@ class MatchingService:
             explanation=outcome.explanation,
             evidence=outcome.evidence,
             model_version=outcome.model_version,
-            thresholds=self.thresholds.model_dump(),
+            thresholds=self._thresholds_row,
             medical_similarity=outcome.medical_similarity,
             ai_reasoning=outcome.ai_reasoning,
         )
