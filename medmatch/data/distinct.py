@@ -1,34 +1,22 @@
 """Functions mapped over the distinct values of whole columns, on every core for big tables.
 
 Normalising a table is pure Python per value (names, dates, phones, addresses), once per
-distinct value. Past `MIN_PARALLEL` distinct values the work is split into chunks for a
-pool of forked worker processes: about twice as fast on two cores, and the same answers,
-since every worker runs the same functions on the same values. Forked, not spawned: a
-spawned worker re-imports the caller's main module (a script without a `__main__` guard
-would run again). A fork copies only the forking thread, so it is used only when no other
-Python thread runs (a lock one of them held would stay locked in the child): the CLI, the
-bulk load and Dagster's steps qualify; elsewhere the work stays in the calling thread.
+distinct value. Past `MIN_PARALLEL` distinct values the work is split into chunks for
+forked worker processes (`medmatch.parallel`): about twice as fast on two cores, and the
+same answers, since every worker runs the same functions on the same values.
 """
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
-import os
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from medmatch.errors import InvalidValueError
+from medmatch.parallel import available_cores, can_fork, fork_map
 
 Column = list[Any]
 MIN_PARALLEL = 50_000  # distinct values: below this, starting workers costs more than it saves
 CHUNK = 5_000
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def map_distinct(
@@ -47,10 +35,10 @@ def map_distinct(
     workers = workers or available_cores()
     total = sum(map(len, distinct.values()))
     small = total < (MIN_PARALLEL if min_parallel is None else min_parallel)
-    if workers < 2 or small or threading.active_count() > 1:
+    if small or not can_fork(workers):
         answers = {name: _apply(jobs[name][1], values) for name, values in distinct.items()}
     else:
-        answers = _in_pool(jobs, distinct, workers)
+        answers = _in_workers(jobs, distinct, workers)
     out = {}
     for name, (values, _) in jobs.items():
         mapped, refused = answers[name]
@@ -70,42 +58,23 @@ def _apply(fn: Callable[[Any], Any], values: Sequence[Any]) -> tuple[Column, set
     return mapped, refused
 
 
-def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-def _in_pool(
+def _in_workers(
     jobs: Mapping[str, tuple[Column, Callable[[Any], Any]]],
     distinct: Mapping[str, list[Any]],
     workers: int,
 ) -> dict[str, tuple[Column, set[Any]]]:
-    # frozen: the children's garbage collector leaves the parent's objects (and so their
-    # pages) alone instead of copying a heap of a million records into each child
-    gc.freeze()
-    try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            return _gather(pool, jobs, distinct)
-    finally:
-        gc.unfreeze()
+    tasks = [
+        (name, start) for name, values in distinct.items() for start in range(0, len(values), CHUNK)
+    ]
 
+    def chunk(index: int) -> tuple[Column, set[Any]]:
+        name, start = tasks[index]
+        return _apply(jobs[name][1], distinct[name][start : start + CHUNK])
 
-def _gather(
-    pool: ProcessPoolExecutor,
-    jobs: Mapping[str, tuple[Column, Callable[[Any], Any]]],
-    distinct: Mapping[str, list[Any]],
-) -> dict[str, tuple[Column, set[Any]]]:
-    futures = {
-        name: [pool.submit(_apply, jobs[name][1], chunk) for chunk in _chunks(values, CHUNK)]
-        for name, values in distinct.items()
-    }
-    answers = {}
-    for name, parts in futures.items():
-        mapped: Column = []
-        refused: set[Any] = set()
-        for part in parts:
-            chunk_mapped, chunk_refused = part.result()
-            mapped += chunk_mapped
-            refused |= chunk_refused
-        answers[name] = (mapped, refused)
+    answers: dict[str, tuple[Column, set[Any]]] = {name: ([], set()) for name in distinct}
+    for (name, _), (mapped, refused) in zip(
+        tasks, fork_map(chunk, len(tasks), workers), strict=True
+    ):
+        answers[name][0].extend(mapped)
+        answers[name][1].update(refused)
     return answers

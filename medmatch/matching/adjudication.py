@@ -52,6 +52,9 @@ class Adjudication:
 
 @runtime_checkable
 class Adjudicator(Protocol):
+    """A judge of pairs. One that also sets `forkable = True` computes in-process only, with
+    no connection or thread, so a batch may run copies of it in forked workers."""
+
     name: str
     pairs: frozenset[PairSet]
     weights: Mapping[Verdict, float]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -21,6 +22,7 @@ from medmatch.matching.model import MatchModel
 from medmatch.matching.realtime import weight_to_probability
 from medmatch.matching.rules import CANDIDATE_SQL, RuleKind, evaluate_rules, rule_decision
 from medmatch.matching.training import splink_input
+from medmatch.parallel import available_cores, can_fork, fork_map
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ PAIR_COLUMNS = (
     "explanation",
 )
 Progress = Callable[[str, float], None]
+# scored pairs: from here on, deciding them on every core saves more than forking costs
+MIN_PARALLEL_PAIRS = 200_000
 
 
 @dataclass
@@ -172,6 +176,45 @@ def decide_pairs(
         {comp.gamma(i): (comp.name, w.label) for i, w in enumerate(ws)}
         for comp, ws in zip(comps, weights, strict=True)
     ]
+
+    def decide_span(index: int, spans: int = 1) -> tuple[list[tuple], list[tuple[str, str]], Tally]:
+        size = -(-len(records) // spans)
+        span = records[index * size : (index + 1) * size]
+        return _decide(span, rows, labels, resent, thresholds, adjudicators)
+
+    workers = available_cores()
+    if (
+        len(records) >= MIN_PARALLEL_PAIRS
+        and can_fork(workers)
+        and all(getattr(a, "forkable", False) for a in adjudicators)
+    ):
+        parts = fork_map(partial(decide_span, spans=workers), workers, workers)
+    else:
+        parts = [decide_span(0)]
+    out: list[tuple] = []
+    cannot: list[tuple[str, str]] = []
+    for part_out, part_cannot, part_tally in parts:  # in the order of `records`
+        out += part_out
+        cannot += part_cannot
+        tally.counts.update(part_tally.counts)
+    for a, b in extra:
+        rule = evaluate_rules(rows[a], rows[b])
+        out.append(
+            _decision_row(a, b, 1.0, 0.0, "Sent twice by its source system", rule, thresholds)
+        )
+    return pd.DataFrame(out, columns=list(PAIR_COLUMNS)), cannot
+
+
+def _decide(
+    records: Sequence[tuple],
+    rows: Mapping[str, Mapping[str, Any]],
+    labels: list[dict[int, tuple[str, str]]],
+    resent: set[tuple[str, str]],
+    thresholds: MatchThresholds,
+    adjudicators: Sequence[Adjudicator],
+) -> tuple[list[tuple], list[tuple[str, str]], Tally]:
+    """decide_pairs' loop over some of its scored pairs: pairs, hard negatives, who was asked."""
+    tally = Tally()
     out: list[tuple] = []
     cannot: list[tuple[str, str]] = []
     for a, b, probability, mw, candidate, *gammas in records:
@@ -199,12 +242,7 @@ def decide_pairs(
         out.append(
             _decision_row(a, b, float(probability), float(mw), text, rule, thresholds, verdict)
         )
-    for a, b in extra:
-        rule = evaluate_rules(rows[a], rows[b])
-        out.append(
-            _decision_row(a, b, 1.0, 0.0, "Sent twice by its source system", rule, thresholds)
-        )
-    return pd.DataFrame(out, columns=list(PAIR_COLUMNS)), cannot
+    return out, cannot, tally
 
 
 def _decision_row(  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ from functools import partial
 import pytest
 
 import medmatch.data.distinct as distinct
+import medmatch.parallel as parallel
 from medmatch.data import names
 from medmatch.data.features import table_features
 from medmatch.data.fields import field_normalisers
@@ -27,9 +28,9 @@ def pooled(monkeypatch):
     """The pool even when the test session runs a server thread (tests/api): forking here
     is safe, that thread only waits on its socket. Yields the pool's call count."""
     calls = []
-    in_pool = distinct._in_pool
-    monkeypatch.setattr(distinct.threading, "active_count", lambda: 1)
-    monkeypatch.setattr(distinct, "_in_pool", lambda *a: calls.append(1) or in_pool(*a))
+    in_pool = distinct._in_workers
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(distinct, "_in_workers", lambda *a: calls.append(1) or in_pool(*a))
     return calls
 
 
@@ -46,7 +47,7 @@ def test_workers_answer_as_the_calling_process_does(pooled):
 
 def test_another_thread_keeps_the_work_here(monkeypatch):
     """A fork copies only the forking thread: with another thread alive, no pool."""
-    monkeypatch.setattr(distinct, "_in_pool", lambda *a: pytest.fail("forked beside a thread"))
+    monkeypatch.setattr(distinct, "_in_workers", lambda *a: pytest.fail("forked beside a thread"))
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
     other.start()

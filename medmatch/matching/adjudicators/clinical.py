@@ -40,6 +40,7 @@ def _label(concept: str) -> str:
 
 class ClinicalAdjudicator:
     name = "offline"
+    forkable = True  # pure and local: a batch may run it in forked workers (batch.decide_pairs)
 
     def __init__(
         self,
