@@ -155,54 +155,65 @@ def decide_pairs(
         "rule_candidate",
         *gamma_cols,
     ]
-    # plain Python lists: iterating pandas (Arrow-backed) columns costs ~30x more per value
-    records = list(zip(*(scored[c].tolist() for c in columns), strict=True))
     # pairs sent twice by one source system: every pair within each group, both ways
     resent = {
         (a, b) for group in _same_source_record_groups(features) for a in group for b in group
     }
     resent = {p for p in resent if p[0] != p[1]}
-    scored_ids = {(r[0], r[1]) for r in records}
-    extra = sorted(
-        p for p in resent if p[0] < p[1] and p not in scored_ids and p[::-1] not in scored_ids
-    )
-    if adjudicators:
-        involved = {x for r in records for x in r[:2]}
-    else:
-        involved = {x for r in records if r[4] or (r[0], r[1]) in resent for x in r[:2]}
-    rows = feature_rows(features, involved | {x for p in extra for x in p})
+    extra: list[tuple[str, str]] = []
+    if resent:
+        scored_ids = set(
+            zip(scored["unique_id_l"].tolist(), scored["unique_id_r"].tolist(), strict=True)
+        )
+        extra = sorted(
+            p for p in resent if p[0] < p[1] and p not in scored_ids and p[::-1] not in scored_ids
+        )
     # per comparison, Splink's gamma value -> (comparison, level label)
     labels = [
         {comp.gamma(i): (comp.name, w.label) for i, w in enumerate(ws)}
         for comp, ws in zip(comps, weights, strict=True)
     ]
 
-    def decide_span(index: int, spans: int = 1) -> tuple[list[tuple], list[tuple[str, str]], Tally]:
-        size = -(-len(records) // spans)
-        span = records[index * size : (index + 1) * size]
-        return _decide(span, rows, labels, resent, thresholds, adjudicators)
+    def decide_span(index: int, spans: int = 1) -> tuple[list[list], list[tuple[str, str]], Tally]:
+        """One span of the scored pairs, with the feature rows it reads: in a forked worker,
+        the span's share of turning pandas columns into Python objects happens there too.
+        Columns come back, not rows: fewer objects to pickle."""
+        size = -(-len(scored) // spans)
+        part = scored.iloc[index * size : (index + 1) * size]
+        # plain Python lists: iterating pandas (Arrow-backed) columns costs ~30x more per value
+        records = list(zip(*(part[c].tolist() for c in columns), strict=True))
+        if adjudicators:
+            involved = {x for r in records for x in r[:2]}
+        else:
+            involved = {x for r in records if r[4] or (r[0], r[1]) in resent for x in r[:2]}
+        rows = feature_rows(features, involved)
+        out, cannot, counts = _decide(records, rows, labels, resent, thresholds, adjudicators)
+        by_column = [list(c) for c in zip(*out, strict=True)] or [[] for _ in PAIR_COLUMNS]
+        return by_column, cannot, counts
 
     workers = available_cores()
     if (
-        len(records) >= MIN_PARALLEL_PAIRS
+        len(scored) >= MIN_PARALLEL_PAIRS
         and can_fork(workers)
         and all(getattr(a, "forkable", False) for a in adjudicators)
     ):
         parts = fork_map(partial(decide_span, spans=workers), workers, workers)
     else:
         parts = [decide_span(0)]
-    out: list[tuple] = []
+    out: list[list] = [[] for _ in PAIR_COLUMNS]
     cannot: list[tuple[str, str]] = []
-    for part_out, part_cannot, part_tally in parts:  # in the order of `records`
-        out += part_out
+    for part_columns, part_cannot, part_tally in parts:  # in the order of `scored`
+        for column, values in zip(out, part_columns, strict=True):
+            column += values
         cannot += part_cannot
         tally.counts.update(part_tally.counts)
+    rows = feature_rows(features, {x for p in extra for x in p})
     for a, b in extra:
         rule = evaluate_rules(rows[a], rows[b])
-        out.append(
-            _decision_row(a, b, 1.0, 0.0, "Sent twice by its source system", rule, thresholds)
-        )
-    return pd.DataFrame(out, columns=list(PAIR_COLUMNS)), cannot
+        row = _decision_row(a, b, 1.0, 0.0, "Sent twice by its source system", rule, thresholds)
+        for column, value in zip(out, row, strict=True):
+            column.append(value)
+    return pd.DataFrame(dict(zip(PAIR_COLUMNS, out, strict=True))), cannot
 
 
 def _decide(
