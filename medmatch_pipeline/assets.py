@@ -218,7 +218,13 @@ def ai_adjudications(
     judges = adjudicators.build(database)
     tally = Tally()
     pairs, cannot = decide_pairs(
-        pairwise_scores, match_snapshot.features, match_model, thresholds, judges, tally
+        pairwise_scores,
+        match_snapshot.features,
+        match_model,
+        thresholds,
+        judges,
+        tally,
+        workers=get_settings().batch_decide_workers,
     )
     scored = batch_run.constrain(match_snapshot, pairs, cannot, tally.stats(judges))
     progress(

@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Engine
 
-from medmatch.config import MatchThresholds
+from medmatch.config import MatchThresholds, get_settings
 from medmatch.data.features import column_values
 from medmatch.matching.adjudication import Adjudicator, Tally, lowest_probability_to_score
 from medmatch.matching.batch import decide_pairs, predict_pairs
@@ -149,7 +149,13 @@ def score(
     predicted = predict_pairs(snapshot.features, model, floor)
     tally = Tally()
     pairs, cannot = decide_pairs(
-        predicted, snapshot.features, model, thresholds, adjudicators, tally
+        predicted,
+        snapshot.features,
+        model,
+        thresholds,
+        adjudicators,
+        tally,
+        workers=get_settings().batch_decide_workers,
     )
     return constrain(snapshot, pairs, cannot, tally.stats(adjudicators))
 

@@ -20,10 +20,10 @@ class _Remote(ClinicalAdjudicator):
     forkable = False
 
 
-def _decide(scored, features, trained, judges):
+def _decide(scored, features, trained, judges, workers=1):
     tally = Tally()
     pairs, cannot = batch.decide_pairs(
-        scored, features, trained, get_settings().thresholds, judges, tally
+        scored, features, trained, get_settings().thresholds, judges, tally, workers=workers
     )
     return pairs, cannot, tally.counts
 
@@ -37,7 +37,9 @@ def test_forked_workers_decide_as_one_process_does(monkeypatch, scored, features
     monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)  # a test server thread
     monkeypatch.setattr(batch, "available_cores", lambda: 3)  # spans of unequal length
     monkeypatch.setattr(batch, "fork_map", lambda *a: forks.append(a[1:]) or fork_map(*a))
-    there = _decide(scored, features, trained, judges)
+    assert _decide(scored, features, trained, judges)[0].equals(here[0])
+    assert forks == []  # one worker unless asked for more
+    there = _decide(scored, features, trained, judges, workers=3)
     assert forks == [(3, 3)]
     assert there[0].equals(here[0])
     assert there[1] == here[1] and len(here[1]) > 0
@@ -50,5 +52,5 @@ def test_an_adjudicator_that_is_not_forkable_keeps_the_work_here(
     monkeypatch.setattr(batch, "MIN_PARALLEL_PAIRS", 0)
     monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)
     monkeypatch.setattr(batch, "fork_map", lambda *a: pytest.fail("forked a remote adjudicator"))
-    pairs, _, counts = _decide(scored, features, trained, (_Remote(),))
+    pairs, _, counts = _decide(scored, features, trained, (_Remote(),), workers=2)
     assert len(pairs) > 0 and counts["ai_offline_asked"] > 0
