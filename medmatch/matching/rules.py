@@ -119,12 +119,6 @@ def _names_swapped(left: Row, right: Row) -> bool:
     return False
 
 
-def _given_names_differ(left: Row, right: Row, below: float) -> bool:
-    """Given names that are neither close, nor nicknames of each other (even mistyped:
-    'Caroyln' and 'Carrie'), nor spelt by ear, nor swapped with the surname."""
-    return _GivenNames(left, right).differ(below)
-
-
 class _GivenNames:
     """The given-name tests of one pair. Several rules ask them with other thresholds: each
     part is computed once, the costliest last and only when asked for."""
@@ -139,7 +133,9 @@ class _GivenNames:
         self._unrelated: bool | None = None
 
     def differ(self, below: float) -> bool:
-        """Both present, and no test relates them (Jaro-Winkler `below` counts as close)."""
+        """Both present, and neither close (Jaro-Winkler `below`), nor nicknames of each
+        other (even mistyped: 'Caroyln' and 'Carrie'), nor spelt by ear, nor swapped with
+        the surname."""
         if not self.both:
             return False
         lf, rf = self.first
