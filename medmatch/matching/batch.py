@@ -202,13 +202,9 @@ def decide_pairs(
             chunk = part.iloc[start : start + DECIDE_CHUNK]
             # plain Python lists: iterating pandas (Arrow-backed) columns costs ~30x more
             records = list(zip(*(chunk[c].tolist() for c in columns), strict=True))
-            out, chunk_cannot, chunk_counts = _decide(
-                records, rows, labels, resent, thresholds, adjudicators
-            )
+            out = _decide(records, rows, labels, resent, thresholds, adjudicators, cannot, counts)
             for column, values in zip(by_column, zip(*out, strict=True), strict=False):
                 column += values  # zip(*out) is empty when the chunk kept no pair
-            cannot += chunk_cannot
-            counts.counts.update(chunk_counts.counts)
         return by_column, cannot, counts
 
     workers = min(workers, available_cores())
@@ -243,11 +239,12 @@ def _decide(
     resent: set[tuple[str, str]],
     thresholds: MatchThresholds,
     adjudicators: Sequence[Adjudicator],
-) -> tuple[list[tuple], list[tuple[str, str]], Tally]:
-    """decide_pairs' loop over some of its scored pairs: pairs, hard negatives, who was asked."""
-    tally = Tally()
+    cannot: list[tuple[str, str]],
+    tally: Tally,
+) -> list[tuple]:
+    """decide_pairs' loop over some of its scored pairs: the pairs kept; the hard negatives
+    go to `cannot`, who was asked to `tally`."""
     out: list[tuple] = []
-    cannot: list[tuple[str, str]] = []
     for a, b, probability, mw, candidate, *gammas in records:
         text = levels_sentence(tuple(lab[int(g)] for lab, g in zip(labels, gammas, strict=True)))
         may_fire = candidate or (a, b) in resent
@@ -273,7 +270,7 @@ def _decide(
         out.append(
             _decision_row(a, b, float(probability), float(mw), text, rule, thresholds, verdict)
         )
-    return out, cannot, tally
+    return out
 
 
 def _decision_row(  # type: ignore[no-untyped-def]
