@@ -1,10 +1,11 @@
 """PostgreSQL adapters of the repositories (`base.py`), over one SQLAlchemy session.
 
 The statements of the real-time lookup are built once, at import, as SQLAlchemy Core
-statements on the tables and run on the session's connection: building an ORM statement per
-call, and the ORM's execution path, cost more than the database did. Lists travel as one
-array parameter (`= ANY(:ids)`, `unnest(...)`), so each statement has one SQL text and
-psycopg prepares it once per connection.
+statements on the tables, compiled once and run on the session's own psycopg connection
+(`statements.py`): building an ORM statement per call, and SQLAlchemy's execution path,
+cost more than the database did. Lists travel as one array parameter (`= ANY(:ids)`,
+`unnest(...)`), so each statement has one SQL text and psycopg prepares it once per
+connection. No ORM object is ever added to the session: nothing waits for a flush.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from medmatch.mpi.domain import (
     StoredRecord,
     ordered,
 )
+from medmatch.mpi.statements import Statement, execute
 
 _SOURCE = t.SourceRecord.__table__
 _LINK = t.RecordLink.__table__
@@ -192,6 +194,12 @@ def _store_and_search():  # type: ignore[no-untyped-def]
 _STORE_AND_SEARCH = _store_and_search()
 
 
+def _scalar(rows: Any) -> Any:
+    """The first column of the first row, or None when there is no row."""
+    row = rows.fetchone()
+    return row[0] if row is not None else None
+
+
 def _record(row: Any) -> StoredRecord:
     record = StoredRecord(*row)
     record.features = record.features | {"unique_id": str(record.id)}
@@ -227,8 +235,8 @@ class SqlSourceRecords(base.SourceRecordRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _run(self, stmt: Any, params: Mapping[str, Any] | None = None) -> Any:
-        return self.session.connection().execute(stmt, params)
+    def _run(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> Any:
+        return execute(self.session, stmt, params)
 
     def upsert(
         self,
@@ -276,7 +284,7 @@ class SqlSourceRecords(base.SourceRecordRepository):
                 "medical_data": medical_data,
                 "features": stored,
             },
-        ).one_or_none()
+        ).fetchone()
         if row is None:
             return None
         record, created = _stored_record(
@@ -306,7 +314,7 @@ class SqlSourceRecords(base.SourceRecordRepository):
                 "keys": sorted(set(keys)),
                 "limit": limit,
             },
-        ).all()
+        ).fetchall()
         if not rows:
             return None
         record, created = _stored_record(
@@ -320,13 +328,13 @@ class SqlSourceRecords(base.SourceRecordRepository):
         return record, created, candidates
 
     def get(self, record_id: int) -> StoredRecord | None:
-        row = self._run(_GET_RECORD, {"id": record_id}).one_or_none()
+        row = self._run(_GET_RECORD, {"id": record_id}).fetchone()
         return _record(row) if row else None
 
     def find(self, source_system: str, external_id: str) -> StoredRecord | None:
         row = self._run(
             _FIND_RECORD, {"source_system": source_system, "external_id": external_id}
-        ).one_or_none()
+        ).fetchone()
         return _record(row) if row else None
 
     def get_many(self, record_ids: Iterable[int]) -> list[StoredRecord]:
@@ -477,15 +485,15 @@ class SqlGoldenRecords(base.GoldenRecordRepository):
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _run(self, stmt: Any, params: Mapping[str, Any] | None = None) -> Any:
-        return self.session.connection().execute(stmt, params)
+    def _run(self, stmt: Statement, params: Mapping[str, Any] | None = None) -> Any:
+        return execute(self.session, stmt, params)
 
     def create(self) -> Golden:
-        return Golden(self._run(_CREATE_GOLDEN).scalar_one())
+        return Golden(self._run(_CREATE_GOLDEN).fetchone()[0])
 
     def get(self, golden_id: str, *, for_update: bool = False) -> Golden | None:
         query = _GET_GOLDEN_FOR_UPDATE if for_update else _GET_GOLDEN
-        row = self._run(query, {"golden_id": golden_id}).one_or_none()
+        row = self._run(query, {"golden_id": golden_id}).fetchone()
         return Golden(*row) if row else None
 
     def save(self, golden: Golden) -> None:
@@ -511,13 +519,13 @@ class SqlGoldenRecords(base.GoldenRecordRepository):
         params = {"source_record_id": link.source_record_id} | {
             f: getattr(link, f) for f in _LINK_FIELDS
         }
-        old = self._run(_OLD_LINK, params).scalar_one_or_none()
+        old = _scalar(self._run(_OLD_LINK, params))
         self._run(_UPSERT_LINK, params)
         return old
 
     def move_link(self, link: Link, change: Change) -> str | None:
         params = self._move_params(link, change)
-        change.old_golden_id = self._run(_MOVE_LINK, params).scalar_one_or_none()
+        change.old_golden_id = _scalar(self._run(_MOVE_LINK, params))
         return change.old_golden_id
 
     @staticmethod
@@ -530,7 +538,7 @@ class SqlGoldenRecords(base.GoldenRecordRepository):
         }
 
     def move_link_locking(self, link: Link, change: Change) -> tuple[str | None, Golden]:
-        row = self._run(_MOVE_LINK_LOCKING, self._move_params(link, change)).one_or_none()
+        row = self._run(_MOVE_LINK_LOCKING, self._move_params(link, change)).fetchone()
         if row is None:
             raise NotFoundError("golden record", link.golden_id)
         change.old_golden_id = row[0]
@@ -553,17 +561,17 @@ class SqlGoldenRecords(base.GoldenRecordRepository):
             for f in _CHANGE_FIELDS
             if f not in ("old_golden_id", "new_golden_id")
         }
-        golden_id = self._run(_CREATE_LINKED, params).scalar_one()
+        golden_id = self._run(_CREATE_LINKED, params).fetchone()[0]
         golden.golden_id = link.golden_id = change.new_golden_id = golden_id
         golden.version = 2
         return golden_id
 
     def link_of(self, record_id: int) -> Link | None:
-        row = self._run(_LINK_OF, {"id": record_id}).one_or_none()
+        row = self._run(_LINK_OF, {"id": record_id}).fetchone()
         return Link(*row) if row else None
 
     def sources_of(self, golden_id: str) -> list[int]:
-        return list(self._run(_SOURCES_OF, {"golden_id": golden_id}).scalars())
+        return [row[0] for row in self._run(_SOURCES_OF, {"golden_id": golden_id})]
 
     def record_change(self, change: Change) -> None:
         self._run(_RECORD_CHANGE, {f: getattr(change, f) for f in _CHANGE_FIELDS})
@@ -644,7 +652,7 @@ class SqlMatches(base.MatchRepository):
             return []
         rows = json_text([{f: getattr(e, f) for f in _MATCH_COLUMNS} for e in entries])
         # ids come from the sequence in the order of the ordered SELECT: ascending = row order
-        ids = sorted(self.session.connection().execute(_ADD_MATCHES, {"rows": rows}).scalars())
+        ids = sorted(row[0] for row in execute(self.session, _ADD_MATCHES, {"rows": rows}))
         for entry, entry_id in zip(entries, ids, strict=True):
             entry.id = entry_id
         return ids
@@ -706,9 +714,7 @@ class SqlMatches(base.MatchRepository):
         others = [o for o in others if o != record_id]
         if not others:
             return {}
-        rows = self.session.connection().execute(
-            _CONSTRAINTS_FOR, {"record_id": record_id, "others": others}
-        )
+        rows = execute(self.session, _CONSTRAINTS_FOR, {"record_id": record_id, "others": others})
         return {(b if a == record_id else a): kind for a, b, kind in rows}
 
 
@@ -832,3 +838,30 @@ class SqlAnswers(base.AnswerRepository):
             .values(key=key, adjudicator=adjudicator, answer=answer)
             .on_conflict_do_nothing(index_elements=["key"])
         )
+
+
+# compiled once for psycopg, run on the session's connection (`statements.py`)
+_GET_RECORD = Statement(_GET_RECORD)
+_FIND_RECORD = Statement(_FIND_RECORD)
+_GET_RECORDS = Statement(_GET_RECORDS)
+_RECORDS_OF_GOLDEN = Statement(_RECORDS_OF_GOLDEN)
+_UPSERT_RECORD = Statement(_UPSERT_RECORD)
+_UPSERT_CHANGED_RECORD = Statement(_UPSERT_CHANGED_RECORD)
+_DROP_KEYS = Statement(_DROP_KEYS)
+_ADD_KEYS = Statement(_ADD_KEYS)
+_CANDIDATES = Statement(_CANDIDATES)
+_STORE_AND_SEARCH = Statement(_STORE_AND_SEARCH)
+_CREATE_GOLDEN = Statement(_CREATE_GOLDEN)
+_GET_GOLDEN = Statement(_GET_GOLDEN)
+_GET_GOLDEN_FOR_UPDATE = Statement(_GET_GOLDEN_FOR_UPDATE)
+_SAVE_GOLDEN = Statement(_SAVE_GOLDEN)
+_OLD_LINK = Statement(_OLD_LINK)
+_UPSERT_LINK = Statement(_UPSERT_LINK)
+_LINK_OF = Statement(_LINK_OF)
+_SOURCES_OF = Statement(_SOURCES_OF)
+_RECORD_CHANGE = Statement(_RECORD_CHANGE)
+_MOVE_LINK = Statement(_MOVE_LINK)
+_MOVE_LINK_LOCKING = Statement(_MOVE_LINK_LOCKING)
+_CREATE_LINKED = Statement(_CREATE_LINKED)
+_ADD_MATCHES = Statement(_ADD_MATCHES)
+_CONSTRAINTS_FOR = Statement(_CONSTRAINTS_FOR)

@@ -10,6 +10,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from medmatch.mpi import repositories as repo
 from medmatch.mpi.base import AbstractUnitOfWork
+from medmatch.mpi.statements import Statement, execute
+
+# transaction-scoped advisory locks in one statement, taken in one order (sorted in the
+# subquery, before the locking function runs) so two writers cannot deadlock
+_LOCK = Statement(
+    text(
+        "SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(n, 0) AS h"
+        " FROM unnest(CAST(:names AS text[])) AS n ORDER BY 1) AS ordered"
+    )
+)
 
 
 def session_factory(engine: Engine) -> Callable[[], Session]:
@@ -40,14 +50,6 @@ class SqlAlchemyUnitOfWork(AbstractUnitOfWork):
         self.session.rollback()
 
     def lock(self, names: Iterable[str]) -> None:
-        # transaction-scoped advisory locks in one statement, taken in one order (sorted in
-        # the subquery, before the locking function runs) so two writers cannot deadlock
         hashes = sorted(set(names))
         if hashes:
-            self.session.execute(
-                text(
-                    "SELECT pg_advisory_xact_lock(h) FROM (SELECT hashtextextended(n, 0) AS h"
-                    " FROM unnest(CAST(:names AS text[])) AS n ORDER BY 1) AS ordered"
-                ),
-                {"names": hashes},
-            )
+            execute(self.session, _LOCK, {"names": hashes})
