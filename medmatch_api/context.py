@@ -72,9 +72,7 @@ class ApiContext:
         url = sqlalchemy_url(settings.database_url) if settings.database_url else database_url()
         mpi = bootstrap(settings, url=url)
         tokens = VerifiedTokens(TokenStore(mpi.engine), settings.api_token_cache_s)
-        events = EventBus(
-            mpi.engine, url.replace("postgresql+psycopg://", "postgresql://"), tokens.forget
-        )
+        events = EventBus(url.replace("postgresql+psycopg://", "postgresql://"), tokens.forget)
         batch = BatchService(settings, mpi.engine, _dagster_instance, events.publish)
         return cls(
             settings=settings,

@@ -6,7 +6,9 @@ its own and fans each event out to its WebSocket clients. Events carry ids and d
 never patient data.
 
 Publishing does not wait: a request hands its event to a publisher thread, which sends
-whatever has queued up in one transaction, in order. The same listening connection hears
+whatever has queued up in one statement, in order, on a connection of its own in autocommit
+mode (one round trip; through the engine's pool it took three and SQLAlchemy's result
+machinery, per lookup under load). The same listening connection hears
 token revocations (`access.TOKENS_CHANNEL`) and tells the process's token cache.
 """
 
@@ -22,7 +24,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import psycopg
-from sqlalchemy import Engine, text
 
 from medmatch.mpi.access import TOKENS_CHANNEL
 
@@ -31,17 +32,16 @@ QUEUE_SIZE = 1000
 RECONNECT_S = 1.0
 BATCH = 500  # events sent in one transaction at most
 log = logging.getLogger(__name__)
-_NOTIFY_ALL = text(
-    "SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) WITH ORDINALITY"
-    " AS e(p, n) ORDER BY n"
+_NOTIFY_ALL = (
+    "SELECT pg_notify(%s, p) FROM unnest(CAST(%s AS text[])) WITH ORDINALITY AS e(p, n) ORDER BY n"
 )
 
 
 class EventBus:
     def __init__(
-        self, engine: Engine, libpq_url: str, on_tokens_changed: Callable[[], None] = lambda: None
+        self, libpq_url: str, on_tokens_changed: Callable[[], None] = lambda: None
     ) -> None:
-        self.engine, self.libpq_url = engine, libpq_url
+        self.libpq_url = libpq_url
         self.on_tokens_changed = on_tokens_changed
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -71,6 +71,7 @@ class EventBus:
                 publisher.join(timeout_s)
 
     def _send_queued(self) -> None:
+        connection: psycopg.Connection[Any] | None = None  # this thread's own
         while True:
             first = self._outbox.get()
             payloads = [] if first is None else [first]
@@ -84,17 +85,27 @@ class EventBus:
                 if more is not None:
                     payloads.append(more)
             if payloads:
-                self._send(payloads)
+                connection = self._send(connection, payloads)
             if done:
+                if connection is not None:
+                    connection.close()
                 return
 
-    def _send(self, payloads: list[str]) -> None:
+    def _send(
+        self, connection: psycopg.Connection[Any] | None, payloads: list[str]
+    ) -> psycopg.Connection[Any] | None:
+        """Send `payloads`; the connection to send the next ones on (None: connect afresh)."""
         try:
-            with self.engine.connect() as conn:
-                conn.execute(_NOTIFY_ALL, {"channel": CHANNEL, "payloads": payloads})
-                conn.commit()
+            if connection is None or connection.closed:
+                connection = psycopg.connect(self.libpq_url, autocommit=True)
+            connection.execute(_NOTIFY_ALL, (CHANNEL, payloads))
+            return connection
         except Exception:  # an event lost must never fail the change it reports
             log.warning("could not publish %d events", len(payloads), exc_info=True)
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.close()
+            return None
 
     # -- listening (the event loop) ------------------------------------------------------
     async def start(self) -> None:

@@ -44,14 +44,16 @@ def test_a_chunked_body_past_the_limit_is_refused(api, tokens):
 def test_a_lost_event_never_fails_the_change(api, tokens):
     context = api.app.state.context
     bus = context.events
-    engine = bus.engine
-    bus.engine = make_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/none")
+    url = bus.libpq_url
+    bus.flush()  # the publisher's connection closed: the next one connects to nowhere
+    bus.libpq_url = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
     try:
         with api.client(tokens["source"]) as http:
             answer = http.post("/api/v1/matching/lookup", json=record("EHR", "lost-1"))
         assert answer.status_code == 200
+        bus.flush()
     finally:
-        bus.engine = engine
+        bus.libpq_url = url
 
 
 def test_unexpected_errors_are_a_500_without_details(api, tokens):
