@@ -70,6 +70,18 @@ def child(landing: Path, out: Path) -> None:
         s.step_key: round((s.end_time or 0) - (s.start_time or 0), 2)
         for s in instance.get_run_step_stats(result.run_id)
     }
+    # the parts of an asset's time it reports itself (metadata named *_s)
+    parts: dict[str, dict[str, float]] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.asset_materialization
+        metadata = materialization.metadata if materialization else {}
+        timed = {
+            name: round(float(value.value), 2)
+            for name, value in metadata.items()
+            if name.endswith("_s") and isinstance(value.value, int | float)
+        }
+        if timed and materialization is not None:
+            parts[materialization.asset_key.to_user_string()] = timed
     with MPIDatabase().engine().connect() as conn:
         links = dict(
             conn.execute(
@@ -96,6 +108,7 @@ def child(landing: Path, out: Path) -> None:
             {
                 "success": result.success,
                 "steps_s": steps,
+                "parts_s": parts,
                 "golden_records": len(set(links.values())),
                 "precision": round(metrics.precision, 4),
                 "recall": round(metrics.recall, 4),
