@@ -267,8 +267,11 @@ def golden_records(
     database: MPIDatabase,
 ) -> dg.MaterializeResult:
     settings = get_settings()
+    started = time.perf_counter()
     labels = batch_run.clusters_of(match_snapshot, ai_adjudications)
+    clustered = time.perf_counter()
     plan = batch_run.plan_golden(match_snapshot.golden_of, labels)
+    planned = time.perf_counter()
     n = len(match_snapshot.features)
     written = batch_run.write_golden(
         database.engine(),
@@ -280,7 +283,14 @@ def golden_records(
         progress=lambda stage, done, total: progress(context, stage, n, done),
     )
     active = database.scalar("SELECT count(*) FROM golden_records WHERE status = 'active'")
-    return dg.MaterializeResult(metadata={**written, "active_golden_records": active})
+    return dg.MaterializeResult(
+        metadata={
+            **written,
+            "cluster_s": round(clustered - started, 3),
+            "plan_s": round(planned - clustered, 3),
+            "active_golden_records": active,
+        }
+    )
 
 
 ASSETS = [

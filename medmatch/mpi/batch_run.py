@@ -302,6 +302,15 @@ def write_golden(
     killed half-way leaves the MPI as it was, and running it again starts from there."""
     step = progress or (lambda _stage, _done, _total: None)
     started = time.perf_counter()
+    timings: dict[str, float] = {}  # seconds per part: where a large run's time goes
+    mark = time.perf_counter()
+
+    def lap(part: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        timings[f"{part}_s"] = round(now - mark, 3)
+        mark = now
+
     raw = _psycopg(engine)
     try:
         with raw.cursor() as cur:
@@ -310,26 +319,32 @@ def write_golden(
             cur.execute(_WORK_MEM)
             _register_job(cur, job_id, job_type)
             new_ids = _create_golden(cur, len(plan.new_clusters))
+            lap("create")
             fresh = dict(zip(plan.new_clusters, new_ids, strict=True))
             destination = {
                 r: fresh[g[4:]] if g.startswith("new:") else g for r, g in plan.target.items()
             }
             moved = _move_links(cur, job_id, destination, snapshot.golden_of, actor)
+            lap("move_links")
             step("golden_records", moved, len(destination))
             emptied = {
                 g: (fresh[d[4:]] if d and d.startswith("new:") else d)
                 for g, d in plan.emptied.items()
             }
             _close_golden(cur, job_id, emptied, actor)
+            lap("close_emptied")
             touched = set(destination.values()) | {
                 snapshot.golden_of[r] for r in destination if r in snapshot.golden_of
             }
             touched -= set(emptied)
             rebuilt = _rebuild_survivorship(cur, sorted(touched), trust or {})
+            lap("survivorship")
             queued = _queue_reviews(cur, job_id, thresholds)
+            lap("reviews")
             if before_commit is not None:
                 before_commit()
         raw.commit()
+        lap("commit")
     except BaseException:
         raw.rollback()
         raise
@@ -342,6 +357,7 @@ def write_golden(
         "golden_retired": sum(1 for d in emptied.values() if not d),
         "golden_rebuilt": rebuilt,
         "reviews_queued": queued,
+        **timings,
         "write_s": round(time.perf_counter() - started, 3),
     }
 
