@@ -73,14 +73,13 @@ def child(landing: Path, out: Path) -> None:
     # the parts of an asset's time it reports itself (metadata named *_s)
     parts: dict[str, dict[str, float]] = {}
     for event in result.get_asset_materialization_events():
-        materialization = event.asset_materialization
-        metadata = materialization.metadata if materialization else {}
+        materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
         timed = {
             name: round(float(value.value), 2)
-            for name, value in metadata.items()
+            for name, value in materialization.metadata.items()
             if name.endswith("_s") and isinstance(value.value, int | float)
         }
-        if timed and materialization is not None:
+        if timed:
             parts[materialization.asset_key.to_user_string()] = timed
     with MPIDatabase().engine().connect() as conn:
         links = dict(
