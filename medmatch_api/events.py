@@ -8,8 +8,13 @@ never patient data.
 Publishing does not wait: a request hands its event to a publisher thread, which sends
 whatever has queued up in one statement, in order, on a connection of its own in autocommit
 mode (one round trip; through the engine's pool it took three and SQLAlchemy's result
-machinery, per lookup under load). The same listening connection hears
-token revocations (`access.TOKENS_CHANNEL`) and tells the process's token cache.
+machinery, per lookup under load).
+
+Listening: a process LISTENs to the events channel only while one of its WebSocket clients
+is subscribed (every NOTIFY otherwise woke every API process and its PostgreSQL backend
+for nobody: 4 of each per lookup with 4 workers). Token revocations
+(`access.TOKENS_CHANNEL`) are heard all the time, on a connection of their own, and tell
+the process's token cache.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from medmatch.mpi.access import TOKENS_CHANNEL
 CHANNEL = "medmatch_events"
 QUEUE_SIZE = 1000
 RECONNECT_S = 1.0
+LISTEN_WAIT_S = 5.0  # a subscriber waits this long at most for the listener
 BATCH = 500  # events sent in one transaction at most
 log = logging.getLogger(__name__)
 _NOTIFY_ALL = (
@@ -44,8 +50,9 @@ class EventBus:
         self.libpq_url = libpq_url
         self.on_tokens_changed = on_tokens_changed
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
-        self._task: asyncio.Task[None] | None = None
-        self.listening = asyncio.Event()
+        self._tokens_task: asyncio.Task[None] | None = None
+        self._events_task: asyncio.Task[None] | None = None
+        self._events_ready = asyncio.Event()
         self._outbox: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._publisher: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -109,35 +116,36 @@ class EventBus:
 
     # -- listening (the event loop) ------------------------------------------------------
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen())
+        self._tokens_task = asyncio.create_task(self._listen(TOKENS_CHANNEL, asyncio.Event()))
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.flush)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._tokens_task, self._events_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
-    async def _listen(self) -> None:
+    async def _listen(self, channel: str, ready: asyncio.Event) -> None:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
                     self.libpq_url, autocommit=True
                 ) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    await conn.execute(f"LISTEN {TOKENS_CHANNEL}")
-                    self.on_tokens_changed()  # a revocation may have passed while not listening
-                    self.listening.set()
+                    await conn.execute(f"LISTEN {channel}")
+                    if channel == TOKENS_CHANNEL:
+                        self.on_tokens_changed()  # a revocation may have passed unheard
+                    ready.set()
                     async for note in conn.notifies():
-                        if note.channel == TOKENS_CHANNEL:
+                        if channel == TOKENS_CHANNEL:
                             self.on_tokens_changed()
                         else:
                             self._fan_out(json.loads(note.payload))
             except asyncio.CancelledError:
                 raise
             except Exception:
-                self.listening.clear()
-                log.warning("event listener lost its connection; reconnecting", exc_info=True)
+                ready.clear()
+                log.warning("%s listener lost its connection; reconnecting", channel, exc_info=True)
                 await asyncio.sleep(RECONNECT_S)
 
     def _fan_out(self, event: dict[str, Any]) -> None:
@@ -148,9 +156,22 @@ class EventBus:
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        """A queue of the events from now on: it returns once this process is listening, so
+        nothing published after it is missed (unless the database is unreachable for
+        LISTEN_WAIT_S: the queue then fills once the listener reconnects)."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers.add(queue)
+        if self._events_task is None or self._events_task.done():
+            self._events_ready.clear()
+            self._events_task = asyncio.create_task(self._listen(CHANNEL, self._events_ready))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._events_ready.wait(), LISTEN_WAIT_S)
         try:
             yield queue
         finally:
             self._subscribers.discard(queue)
+            if not self._subscribers and self._events_task is not None:
+                task, self._events_task = self._events_task, None
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

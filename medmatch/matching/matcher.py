@@ -25,7 +25,7 @@ from medmatch.matching.explain import sentence, waterfall
 from medmatch.matching.model import MatchModel
 from medmatch.matching.realtime import RealtimeScorer, weight_to_probability
 from medmatch.matching.result import MatchResult
-from medmatch.matching.rules import evaluate_rules, rule_decision
+from medmatch.matching.rules import evaluate_rules, exact_rule, rule_decision
 
 RecordInput = PatientRecord | Mapping[str, Any]
 Progress = Callable[[str, float], None]
@@ -79,13 +79,21 @@ class PatientMatcher:
         left: Mapping[str, Any],
         right: Mapping[str, Any],
         adjudicators: Sequence[Adjudicator] | None = None,
+        *,
+        floor: float = 0.0,
     ) -> MatchResult:
         """Decide on two feature rows (see `medmatch.data.features`); `adjudicators` replaces
-        the matcher's own for this pair (a lookup with a time budget, for instance)."""
+        the matcher's own for this pair (a lookup with a time budget, for instance).
+
+        A pair scored below `floor` (`lowest_probability_to_score`: no verdict could lift it
+        to the pair floor) is a non-match whatever a hard negative or an adjudicator would
+        say, so neither is asked, as a batch run never scores it: only a re-send or an
+        identifier rule can still decide it."""
         score = self.scorer.score(left, right)
-        rule = evaluate_rules(left, right)
         weight = score.match_weight
         probability = score.probability
+        worth_deciding = probability >= floor or exact_rule(left, right) is not None
+        rule = evaluate_rules(left, right) if worth_deciding else None
         stage = Stage.SCORING
         evidence: dict[str, Any] = {
             "waterfall": waterfall(score.prior_weight, score.hits),
@@ -100,7 +108,7 @@ class PatientMatcher:
         else:
             decision, match_type = decide(probability, self.thresholds)
             judges = self.adjudicators if adjudicators is None else adjudicators
-            judge = choose(judges, decision, left, right)
+            judge = choose(judges, decision, left, right) if worth_deciding else None
             if judge is not None:
                 verdict = judge.adjudicate(left, right)
                 if verdict is not None:

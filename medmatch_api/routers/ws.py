@@ -26,14 +26,16 @@ def _principal(websocket: WebSocket, context: ApiContext) -> Principal | None:
     return context.tokens.verify(token) if token else None
 
 
-async def _admit(websocket: WebSocket) -> ApiContext | None:
-    """Accept a reader; refuse anyone else before the handshake completes (HTTP 403)."""
+async def _admit(websocket: WebSocket, *, accept: bool = True) -> ApiContext | None:
+    """Accept a reader (or leave it to the caller); refuse anyone else before the handshake
+    completes (HTTP 403)."""
     context: ApiContext = websocket.app.state.context
     who = await asyncio.to_thread(_principal, websocket, context)
     if who is None or not who.may("read"):
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION)
         return None
-    await websocket.accept()
+    if accept:
+        await websocket.accept()
     return context
 
 
@@ -78,10 +80,13 @@ async def job_progress(websocket: WebSocket, job_id: str) -> None:
 async def events(websocket: WebSocket) -> None:
     """Lookups, review assignments and resolutions, merges, splits, runs started and
     finished, from every API process (PostgreSQL LISTEN/NOTIFY). Ids only."""
-    context = await _admit(websocket)
+    context = await _admit(websocket, accept=False)
     if context is None:
         return
     async with context.events.subscribe() as queue:
+        # accepted once this process listens: a client that sees the handshake complete
+        # misses no event published after it
+        await websocket.accept()
         receiver = asyncio.create_task(websocket.receive())
         try:
             while True:

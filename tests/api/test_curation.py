@@ -145,6 +145,35 @@ def test_events_from_one_process_reach_clients_of_another(api, second_api, token
     assert "Ida" not in json.dumps(event)
 
 
+def test_a_process_listens_for_events_only_while_a_client_is_subscribed(api, tokens):
+    import time
+
+    from sqlalchemy import text
+
+    engine = api.app.state.context.mpi.engine
+
+    def listeners() -> int:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN medmatch_events'")
+            ).scalar_one()
+
+    def settles(expected: int) -> bool:
+        deadline = time.monotonic() + 10
+        while listeners() != expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return listeners() == expected
+
+    assert settles(0)  # every lookup's NOTIFY used to wake each process for nobody
+    url = f"{api.ws}/ws/events?token={tokens['reviewer']}"
+    with connect(url) as first, connect(url):
+        assert listeners() == 1  # listening before the handshake completed, once per process
+        with api.client(tokens["source"]) as http:
+            http.post("/api/v1/matching/lookup", json=record("EHR", "L-1", name_first="Una"))
+        assert json.loads(first.recv(timeout=20))["type"] == "lookup"
+    assert settles(0)
+
+
 def test_websockets_refuse_a_missing_or_weak_token(api, tokens):
     import pytest
     from websockets.exceptions import InvalidStatus

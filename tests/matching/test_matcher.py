@@ -203,3 +203,31 @@ def test_same_source_record_sent_twice_is_matched_by_rule(trained):
         "2": "1",
         "3": "3",
     }
+
+
+def test_a_pair_below_the_floor_is_decided_without_rules_or_adjudicator(trained):
+    from medmatch.data.features import record_features
+    from medmatch.matching.matcher import as_record
+
+    judge = FixedAdjudicator(1.0)
+    judge.pairs = frozenset({PairSet.ALL})
+    matcher = PatientMatcher(trained, adjudicator=judge)
+    history = {"conditions": ["T2DM"]}
+
+    def features(**demo):
+        return record_features(as_record(lookup_body(medical_data=history, **demo)))
+
+    ann = features(record_id="a", name_first="Ann", name_last="Lee", date_of_birth="1980-03-04")
+    # a hard negative (another given name and birth date), scored below the floor
+    other = features(record_id="o", name_first="Zoe", name_last="Lee", date_of_birth="1955-11-23")
+    decided = matcher.match_features(ann, other)
+    assert decided.stage is Stage.RULES and judge.calls == 0
+    floor = matcher.thresholds.pair_floor
+    cheap = matcher.match_features(ann, other, floor=floor)
+    assert cheap.confidence < floor and cheap.stage is Stage.SCORING and judge.calls == 0
+    assert cheap.decision is decided.decision is Decision.NO_MATCH
+    # a re-send is still decided by its rule, however it scores
+    resent = features(record_id="r", external_id="42", name_first="Zed", name_last="Quo")
+    exact = matcher.match_features(ann | {"external_id": "42"}, resent, floor=floor)
+    assert exact.stage is Stage.RULES and exact.decision is Decision.AUTO_MATCH
+    assert matcher.match_features(ann, resent).confidence < floor

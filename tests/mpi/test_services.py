@@ -216,3 +216,34 @@ def test_undo_removes_only_the_constraints_its_operation_added(services, uow_fac
             b.source_record_id, [a.source_record_id, c.source_record_id]
         )
     assert kept == {c.source_record_id: "must_link"}  # the split's cannot-links are gone
+
+
+def test_a_lookup_stores_the_comparisons_a_batch_run_would(services, engine):
+    """Every decided pair and every comparison at or above the pair floor, as a batch run:
+    a candidate that only shares a blocking key is scored but leaves no row."""
+    from sqlalchemy import text
+
+    matching, _, _ = services
+    maria = matching.lookup(_record("EHR", "1"))
+    # the same birth date and postcode (a shared key), nothing else in common
+    stranger = matching.lookup(
+        _record(
+            "EHR",
+            "2",
+            name_first="Oluwaseun",
+            name_last="Abernathy-Quist",
+            gender="M",
+            phone="212-555-0987",
+            address_line="400 Elm Road",
+        )
+    )
+    assert stranger.decision == "new_identity" and stranger.candidates_scored == 1
+    same = matching.lookup(_record("LAB", "3", name_first="Mria"))
+    assert same.decision == "auto_match" and same.candidates_scored == 2
+    with engine.connect() as conn:
+        stored = conn.execute(
+            text("SELECT source_record_id, candidate_record_id, confidence FROM match_results")
+        ).all()
+    floor = matching.thresholds.pair_floor
+    assert {(a, b) for a, b, _ in stored} == {(same.source_record_id, maria.source_record_id)}
+    assert all(confidence >= floor for _, _, confidence in stored)

@@ -22,7 +22,13 @@ from medmatch.config import MatchThresholds, Settings, get_settings
 from medmatch.data.features import record_features
 from medmatch.data.models import PatientRecord
 from medmatch.matching import PatientMatcher, key_strings
-from medmatch.matching.adjudication import Adjudication, Adjudicator, PairSet, Verdict
+from medmatch.matching.adjudication import (
+    Adjudication,
+    Adjudicator,
+    PairSet,
+    Verdict,
+    lowest_probability_to_score,
+)
 from medmatch.matching.decisions import Decision, Stage
 from medmatch.matching.result import MatchResult
 from medmatch.mpi.base import AbstractUnitOfWork
@@ -94,6 +100,9 @@ class MatchingService:
         self.matcher = matcher or PatientMatcher()
         self.thresholds = self.matcher.thresholds
         self._thresholds_row = self.thresholds.model_dump()  # stored with every comparison
+        self._floor = lowest_probability_to_score(
+            self.thresholds.pair_floor, self.matcher.adjudicators
+        )
 
     def lookup(self, record: PatientRecord, *, actor: str = "lookup") -> LookupResult:
         features = record_features(record.model_copy(update={"record_id": "new"}))
@@ -156,7 +165,9 @@ class MatchingService:
         judges = [_Budgeted(a, deadline) for a in self.matcher.adjudicators]
         scored: list[tuple[Candidate, MatchResult, Decision]] = []
         for candidate in candidates:
-            outcome = self.matcher.match_features(stored.features, candidate.features, judges)
+            outcome = self.matcher.match_features(
+                stored.features, candidate.features, judges, floor=self._floor
+            )
             decision = outcome.decision
             kind = constraints.get(candidate.id)
             if kind == "cannot_link":
@@ -164,8 +175,16 @@ class MatchingService:
             elif kind == "must_link":
                 decision = Decision.AUTO_MATCH
             scored.append((candidate, outcome, decision))
-        ids = uow.matches.add_many([self._entry(stored, c, r, d) for c, r, d in scored])
-        entries = {c.id: i for (c, _, _), i in zip(scored, ids, strict=True)}
+        # as in a batch run: every decided pair, and every comparison at or above the floor
+        kept = [
+            (c, r, d)
+            for c, r, d in scored
+            if d is not Decision.NO_MATCH
+            or r.confidence >= thresholds.pair_floor
+            or c.id in constraints
+        ]
+        ids = uow.matches.add_many([self._entry(stored, c, r, d) for c, r, d in kept])
+        entries = {c.id: i for (c, _, _), i in zip(kept, ids, strict=True)}
         current = None if created else uow.golden.link_of(stored.id)
         target, best = self._target(scored, current.golden_id if current else None)
         reviews: list[int] = []
