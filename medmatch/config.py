@@ -17,7 +17,10 @@ class MatchThresholds(BaseSettings):
     auto_match: float = Field(0.90, ge=0.0, le=1.0, description="at or above: auto_match")
     review: float = Field(0.65, ge=0.0, le=1.0, description="at or above: review_required")
     pair_floor: float = Field(
-        0.05, ge=0.0, le=1.0, description="pairs below this are not written to pairs.csv"
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="comparisons below this are not kept (pairs.csv, match_results) unless decided",
     )
 
     @model_validator(mode="after")
