@@ -154,16 +154,39 @@ class HttpxClient:
 CLIENTS = {"lean": LeanClient, "httpx": HttpxClient}
 
 
-async def _run(port: int, token: str, bodies: list[dict], clients: int, kind: str = "lean") -> dict:
+async def _run(
+    port: int,
+    token: str,
+    bodies: list[dict],
+    clients: int,
+    kind: str = "lean",
+    warmup: list[dict] | None = None,
+) -> dict:
+    """`bodies` looked up by `clients` concurrent clients, timed; each client first sends its
+    share of `warmup` untimed on the connection it is then timed on, and the clock starts
+    once every client has: each uvicorn worker holding one of the connections has had its
+    threads, pooled connections and prepared statements made by then (warming on other
+    connections left some workers cold: the kernel hands connections to workers at random,
+    and a cold worker's first lookups took 200+ ms)."""
     queue: asyncio.Queue[dict] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
+    warm = list(warmup or [])
+    share = len(warm) // clients if clients else 0
+    ready = asyncio.Barrier(clients + 1)
     times: list[float] = []
     statuses: Counter[str] = Counter()
     decisions: Counter[str] = Counter()
 
-    async def client() -> None:
+    async def client(index: int) -> None:
         async with CLIENTS[kind]("127.0.0.1", port, token) as http:
+            try:
+                for body in warm[index * share : (index + 1) * share]:
+                    await http.post("/api/v1/matching/lookup", body)
+            except BaseException:
+                await ready.abort()  # the others and the clock must not wait for this one
+                raise
+            await ready.wait()
             while not queue.empty():
                 body = queue.get_nowait()
                 t = time.perf_counter()
@@ -173,8 +196,10 @@ async def _run(port: int, token: str, bodies: list[dict], clients: int, kind: st
                 if status == 200:
                     decisions[answer["decision"]] += 1
 
+    tasks = [asyncio.create_task(client(i)) for i in range(clients)]
+    await ready.wait()
     started, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*tasks)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {
         "clients": clients,
@@ -316,9 +341,8 @@ def main() -> None:
             part = rest[i * share : (i + 1) * share]
             # the first lookups on a new connection (the server's, to PostgreSQL) pay for
             # its set-up and for planning statements not yet prepared: not timed
-            asyncio.run(_run(port, token, warm[: args.warmup * clients], clients, kind))
-            warm = warm[args.warmup * clients :]
-            stats = asyncio.run(_run(port, token, part, clients, kind))
+            mine, warm = warm[: args.warmup * clients], warm[args.warmup * clients :]
+            stats = asyncio.run(_run(port, token, part, clients, kind, warmup=mine))
             print(json.dumps(stats))
             runs.append(stats)
         at_8 = next((r for r in runs if r["clients"] == 8 and r["client"] == "lean"), None)
@@ -367,7 +391,7 @@ def _markdown(results: dict, path: Path) -> None:
         " keep-alive connection per concurrent client: `lean` writes HTTP/1.1 by hand, `httpx` is"
         " the client used before; both share the two cores with the server, the client CPU column"
         " says how much of them each took. Each run starts after"
-        f" {results['warmup_per_client']} untimed lookups per client at its own concurrency.",
+        f" {results['warmup_per_client']} untimed lookups per client at its own concurrency, on the connections it then times.",
         "",
         "| clients | client | lookups | p50 ms | p95 ms | p99 ms | max ms | lookups/s"
         " | client CPU ms/lookup | statuses | decisions |",
