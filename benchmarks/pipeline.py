@@ -9,6 +9,10 @@ landing file, then in separate processes (wall time and peak RSS by measure.py):
   the golden records against the ground truth;
 - raw Splink (`plain_splink.py`): train + predict + cluster on the same CSV.
 
+Both F1 scores are computed outside the time compared: raw Splink's in this process, and
+MedMatch's check in its own process is timed (`evaluation_s`) and taken out of its wall
+time (`pipeline_s`, what the ratio and the targets use; `wall_s` keeps the whole process).
+
     python benchmarks/pipeline.py --sizes 10000 100000 1000000
 
 PostgreSQL: DATABASE_URL, else an embedded server in a temporary folder. Results go to
@@ -24,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -81,6 +86,9 @@ def child(landing: Path, out: Path) -> None:
         }
         if timed:
             parts[materialization.asset_key.to_user_string()] = timed
+    # the F1 check below is the benchmark's, not the pipeline's: timed to be taken out, as
+    # raw Splink's is computed outside its measured process
+    evaluation = time.perf_counter()
     with MPIDatabase().engine().connect() as conn:
         links = dict(
             conn.execute(
@@ -106,6 +114,7 @@ def child(landing: Path, out: Path) -> None:
         json.dumps(
             {
                 "success": result.success,
+                "evaluation_s": round(time.perf_counter() - evaluation, 2),
                 "steps_s": steps,
                 "parts_s": parts,
                 "golden_records": len(set(links.values())),
@@ -147,6 +156,8 @@ def bench_size(records: int, work: Path, server_url: str, anchor: bool = True) -
             work, "medmatch", __file__, "--child", str(landing), str(work / "child.json"), env=env
         )
         ours |= json.loads((work / "child.json").read_text())
+        # the process's wall time less the benchmark's own F1 check: what the ratio compares
+        ours["pipeline_s"] = round(ours["wall_s"] - ours.get("evaluation_s", 0.0), 2)
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
@@ -164,7 +175,7 @@ def bench_size(records: int, work: Path, server_url: str, anchor: bool = True) -
         "records": len(data.demographics),
         "medmatch": ours,
         "plain_splink": plain,
-        "time_ratio": round(ours["wall_s"] / plain["wall_s"], 3),
+        "time_ratio": round(ours["pipeline_s"] / plain["wall_s"], 3),
     }
 
 
@@ -205,17 +216,19 @@ def main() -> None:
     lines = [
         f"Command: `{results['command']}` (seed {SEED})",
         "",
-        "| records | MedMatch F1 | Splink F1 | MedMatch s | Splink s | ratio |"
-        " MedMatch MiB | its largest worker MiB | Splink MiB | slowest assets |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| records | MedMatch F1 | Splink F1 | MedMatch s | (its process, F1 check included) |"
+        " Splink s | ratio | MedMatch tree PSS MiB | its peak RSS MiB |"
+        " its largest worker MiB | Splink MiB | slowest assets |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["sizes"]:
         m = r["medmatch"]
         p = r.get("plain_splink", {"f1": "", "wall_s": "", "peak_rss_mib": ""})
         steps = sorted(m.get("steps_s", {}).items(), key=lambda kv: -kv[1])[:3]
         lines.append(
-            f"| {r['records']:,} | {m.get('f1')} | {p['f1']} | {m['wall_s']} | {p['wall_s']} |"
-            f" {r.get('time_ratio', '')} | {m['peak_rss_mib']} |"
+            f"| {r['records']:,} | {m.get('f1')} | {p['f1']} | {m.get('pipeline_s')} |"
+            f" {m['wall_s']} | {p['wall_s']} | {r.get('time_ratio', '')} |"
+            f" {m.get('peak_tree_pss_mib', '')} | {m['peak_rss_mib']} |"
             f" {m.get('largest_child_rss_mib', '')} | {p['peak_rss_mib']} |"
             f" {', '.join(f'{k} {v}s' for k, v in steps)} |"
         )
