@@ -620,7 +620,7 @@ _MATCH_COLUMNS = {
     "ai_reasoning": "text",
 }
 assert set(_MATCH_COLUMNS) == set(MATCH_ENTRY_FIELDS)
-# every comparison of a lookup in one statement of one SQL text, whatever their number: the
+# the comparisons a lookup keeps, in one statement of one SQL text, whatever their number: the
 # rows travel as one JSON array (psycopg would escape JSON inside a text[] char by char)
 _ADD_MATCHES = text(
     f"INSERT INTO match_results ({', '.join(_MATCH_COLUMNS)})"

@@ -3,7 +3,8 @@
 store the source record (idempotent) -> its blocking keys -> candidates from the key index
 -> the real-time scorer, rules, reviewer constraints, adjudicators (within a time budget)
 -> link (auto_match), queue for review (review_required) or a new golden record
-(new_identity) -> every comparison in match_results -> survivorship of the touched record.
+(new_identity) -> the decided pairs and the comparisons at or above the pair floor in
+match_results (as a batch run keeps them) -> survivorship of the touched record.
 
 Writers of one identity take turns: the lookup holds advisory locks on the record's blocking
 keys and source identity until it commits, so 60 systems sending one new patient at once
