@@ -391,7 +391,8 @@ def _markdown(results: dict, path: Path) -> None:
         " keep-alive connection per concurrent client: `lean` writes HTTP/1.1 by hand, `httpx` is"
         " the client used before; both share the two cores with the server, the client CPU column"
         " says how much of them each took. Each run starts after"
-        f" {results['warmup_per_client']} untimed lookups per client at its own concurrency, on the connections it then times.",
+        f" {results['warmup_per_client']} untimed lookups per client at its own concurrency,"
+        " on the connections it then times.",
         "",
         "| clients | client | lookups | p50 ms | p95 ms | p99 ms | max ms | lookups/s"
         " | client CPU ms/lookup | statuses | decisions |",
