@@ -56,11 +56,11 @@ def source_records(
         medical_path = landing.medical_for(path)
         medical = io.read_medical(medical_path)[0] if medical_path else None
         if database.scalar("SELECT count(*) FROM source_records") == 0:
-            # an empty MPI: the COPY-based bulk load (each record its own identity until
-            # golden_records matches them)
+            # an empty MPI: the COPY-based bulk load, without a golden record per record:
+            # golden_records gives each cluster its own (until then the records are unlinked)
             from medmatch.mpi.bulk import load_records
 
-            loaded = load_records(database.engine(), demographics, medical)
+            loaded = load_records(database.engine(), demographics, medical, identities=False)
             counts = {"new": loaded["records"], "updated": 0, "rejected": loaded["rejected"]}
         else:
             counts = land(

@@ -61,6 +61,7 @@ class GoldenPlan:
     target: dict[str, str]  # record id -> golden id, or "new:<cluster label>"
     emptied: dict[str, str | None]  # old golden id -> the golden id most of it went to
     new_clusters: list[str]
+    alone: set[str] = field(default_factory=set)  # records alone in their cluster
 
     @property
     def moves(self) -> int:
@@ -246,7 +247,8 @@ def plan_golden(golden_of: Mapping[str, str], labels: Mapping[str, str]) -> Gold
     emptied: dict[str, str | None] = {
         golden: max(counts, key=counts.__getitem__) for golden, counts in went.items()
     }
-    return GoldenPlan(target=target, emptied=emptied, new_clusters=new_clusters)
+    alone = {records[0] for records in members.values() if len(records) == 1}
+    return GoldenPlan(target=target, emptied=emptied, new_clusters=new_clusters, alone=alone)
 
 
 # -- writing ----------------------------------------------------------------------------
@@ -324,7 +326,7 @@ def write_golden(
             destination = {
                 r: fresh[g[4:]] if g.startswith("new:") else g for r, g in plan.target.items()
             }
-            moved = _move_links(cur, job_id, destination, snapshot.golden_of, actor)
+            moved = _move_links(cur, job_id, destination, plan.alone, actor)
             lap("move_links")
             step("golden_records", moved, len(destination))
             emptied = {
@@ -423,16 +425,22 @@ def _create_golden(cur, n: int) -> list[str]:  # type: ignore[no-untyped-def]
     return [row[0] for row in cur.fetchall()]  # which new id goes to which cluster is free
 
 
-def _move_links(cur, job_id, destination, golden_of, actor) -> int:  # type: ignore[no-untyped-def]
+def _move_links(cur, job_id, destination, alone, actor) -> int:  # type: ignore[no-untyped-def]
+    """Link each record to its destination (a record alone in its cluster as a new
+    identity, the others as matched), each change in link_history."""
     if not destination:
         return 0
     cur.execute(
-        "CREATE TEMP TABLE moves (record_id bigint PRIMARY KEY, golden_id text) ON COMMIT DROP"
+        "CREATE TEMP TABLE moves (record_id bigint PRIMARY KEY, golden_id text, link_type text)"
+        " ON COMMIT DROP"
     )
     moves = pa.table(
         {
             "record_id": pa.array(list(destination), pa.string()).cast(pa.int64()),
             "golden_id": pa.array(list(destination.values()), pa.string()),
+            "link_type": pa.array(
+                ["new_identity" if r in alone else "auto_match" for r in destination], pa.string()
+            ),
         }
     )
     _copy_arrow(cur, "moves", moves)
@@ -442,16 +450,17 @@ def _move_links(cur, job_id, destination, golden_of, actor) -> int:  # type: ign
     cur.execute(
         "INSERT INTO link_history (operation_id, action, source_record_id, old_golden_id,"
         " new_golden_id, actor, reason, job_id)"
-        " SELECT %s, 'batch', m.record_id, l.golden_id, m.golden_id, %s, 'batch re-match', %s"
+        " SELECT %s, 'batch', m.record_id, l.golden_id, m.golden_id, %s,"
+        " CASE WHEN l.golden_id IS NULL THEN 'first batch match' ELSE 'batch re-match' END, %s"
         " FROM moves m LEFT JOIN record_links l ON l.source_record_id = m.record_id"
         " ORDER BY m.record_id",
         (job_id, actor, job_id),
     )
     cur.execute(
         "INSERT INTO record_links (source_record_id, golden_id, link_type, linked_by)"
-        " SELECT record_id, golden_id, 'auto_match', %s FROM moves ORDER BY record_id"
+        " SELECT record_id, golden_id, link_type, %s FROM moves ORDER BY record_id"
         " ON CONFLICT (source_record_id) DO UPDATE SET golden_id = EXCLUDED.golden_id,"
-        " link_type = 'auto_match', linked_by = EXCLUDED.linked_by, linked_at = now()",
+        " link_type = EXCLUDED.link_type, linked_by = EXCLUDED.linked_by, linked_at = now()",
         (actor,),
     )
     return len(destination)

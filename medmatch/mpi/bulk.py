@@ -4,7 +4,10 @@
 writes, in one transaction, for every record: its `source_records` row (demographics,
 medical data and feature row exactly as `MatchingService.lookup` would store them), its
 `blocking_keys` rows, one golden record of its own (survivorship of that one record) and a
-`record_links` row (link_type `new_identity`).
+`record_links` row (link_type `new_identity`). With `identities=False` (the pipeline's
+full_match, which clusters the records straight after) no golden record and no link is
+written: the run gives each cluster its golden record, instead of one per record made only
+to merge half of them away (at a million records that was a fifth of the run).
 
 It does not match: the initial load creates one identity per record, and the batch pipeline
 de-duplicates the loaded population afterwards (the same scorer and rules over every
@@ -92,15 +95,17 @@ def load_records(
     phone_region: str | None = None,
     defer_indexes: bool = True,
     verify_sample: int = 200,
+    identities: bool = True,
 ) -> dict[str, Any]:
     """Load `demographics` (and `medical`, joined on record_id) into an empty, migrated MPI.
 
     `demographics` has the file CLI's columns (record_id, source_system, external_id and the
     demographic fields); `medical` has record_id, conditions and medications. Each record
-    becomes its own golden record: no matching (the batch pipeline de-duplicates later).
-    `progress(stage, fraction)` is called as the load goes. Returns the counts (records,
-    blocking_keys, golden_records, rejected, resent, invalid_values), the first record id
-    and golden number used, and the timings in seconds.
+    becomes its own golden record (none, and no link, with `identities=False`): no matching
+    (the batch pipeline de-duplicates later). `progress(stage, fraction)` is called as the
+    load goes. Returns the counts (records, blocking_keys, golden_records, rejected, resent,
+    invalid_values), the first record id and golden number used, and the timings in
+    seconds.
     """
     step = progress or (lambda _stage, _fraction: None)
     region = phone_region or get_settings().default_phone_region
@@ -130,7 +135,7 @@ def load_records(
             if _one(cur.execute(query)):
                 raise MedMatchError(f"a bulk load needs an empty MPI: {table} has rows")
         first_id = _reserve(cur, sql.SQL("pg_get_serial_sequence('source_records', 'id')"), n)
-        first_golden = _reserve(cur, sql.Literal(t.GOLDEN_NUMBER.name), n)
+        first_golden = _reserve(cur, sql.Literal(t.GOLDEN_NUMBER.name), n if identities else 0)
         rebuild = _drop_indexes(cur) if defer_indexes else []
         _truncate(cur)  # what lets COPY FREEZE
         timings["prepare_s"] = time.perf_counter() - t0
@@ -161,7 +166,9 @@ def load_records(
                 lambda s: [_link_lines(ids(s), goldens(s), actor)],
             ),
         )
-        counts = {}
+        if not identities:
+            copies = copies[:2]  # source_records and blocking_keys
+        counts = {"golden_records": 0}
         for i, (table, columns, lines) in enumerate(copies):
             step(f"copy {table}", 0.1 + 0.6 * i / len(copies))
             t0 = time.perf_counter()
@@ -190,7 +197,7 @@ def load_records(
         "resent": rows.resent,
         "invalid_values": dict(feats.warning_counts),
         "first_source_record_id": first_id if n else None,
-        "first_golden_number": first_golden if n else None,
+        "first_golden_number": first_golden if n and identities else None,
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
 

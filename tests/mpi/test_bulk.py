@@ -1,0 +1,95 @@
+"""The COPY-based first load of an empty MPI, with and without a golden record per record."""
+
+import pytest
+from sqlalchemy import text
+
+from medmatch.config import MatchThresholds
+from medmatch.errors import MedMatchError
+from medmatch.mpi import batch_run
+from medmatch.mpi.bulk import load_records
+
+
+@pytest.fixture
+def records(synthetic):
+    demo = synthetic.demographics.head(400).reset_index(drop=True)
+    medical = synthetic.medical[synthetic.medical["record_id"].isin(demo["record_id"])]
+    return demo, medical
+
+
+def _counts(engine):
+    with engine.connect() as conn:
+        return {
+            table: conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("source_records", "blocking_keys", "golden_records", "record_links")
+        }
+
+
+def test_a_load_gives_each_record_its_own_golden_record(engine, uow_factory, records):
+    demo, medical = records
+    loaded = load_records(engine, demo, medical)
+    counts = _counts(engine)
+    assert loaded["records"] == counts["source_records"] == 400
+    assert counts["golden_records"] == counts["record_links"] == loaded["golden_records"] == 400
+    assert counts["blocking_keys"] == loaded["blocking_keys"] > 400
+    with engine.connect() as conn:
+        kinds = conn.execute(
+            text(
+                "SELECT l.link_type, g.status, g.source_count, count(*) FROM record_links l"
+                " JOIN golden_records g USING (golden_id) GROUP BY 1, 2, 3"
+            )
+        ).all()
+    assert kinds == [("new_identity", "active", 1, 400)]
+    # a second load into a non-empty MPI is refused, and changes nothing
+    with pytest.raises(MedMatchError, match="empty MPI"):
+        load_records(engine, demo, medical)
+    assert _counts(engine) == counts
+
+
+def test_a_load_without_identities_leaves_the_linking_to_the_run(
+    engine, uow_factory, records, trained
+):
+    demo, medical = records
+    loaded = load_records(engine, demo, medical, identities=False)
+    assert loaded["golden_records"] == 0 and loaded["first_golden_number"] is None
+    counts = _counts(engine)
+    assert counts["source_records"] == 400
+    assert counts["golden_records"] == counts["record_links"] == 0
+
+    stats = batch_run.run_full(engine, trained, MatchThresholds(), job_id="first-run")
+    assert stats["golden_merged"] == stats["golden_retired"] == 0
+    assert stats["links_moved"] == 400  # every record's first link
+    with engine.connect() as conn:
+        per_record = conn.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE n <> 1) FROM (SELECT s.id, count(l.golden_id) n"
+                " FROM source_records s LEFT JOIN record_links l ON l.source_record_id = s.id"
+                " JOIN golden_records g ON g.golden_id = l.golden_id AND g.status = 'active'"
+                " GROUP BY s.id) x"
+            )
+        ).scalar_one()
+        assert per_record == 0
+        assert conn.execute(text("SELECT count(*) FROM record_links")).scalar_one() == 400
+        # no golden record was made only to be merged away
+        statuses = dict(
+            conn.execute(text("SELECT status, count(*) FROM golden_records GROUP BY 1")).all()
+        )
+        assert set(statuses) == {"active"}
+        # alone in its cluster: a new identity; with others: matched
+        kinds = conn.execute(
+            text(
+                "SELECT g.source_count = 1, l.link_type, count(*) FROM record_links l"
+                " JOIN golden_records g USING (golden_id) GROUP BY 1, 2 ORDER BY 1, 2"
+            )
+        ).all()
+        assert kinds[0][:2] == (False, "auto_match") and kinds[1][:2] == (True, "new_identity")
+        assert len(kinds) == 2
+        history = conn.execute(
+            text(
+                "SELECT reason, old_golden_id IS NULL, count(*) FROM link_history"
+                " WHERE job_id = 'first-run' GROUP BY 1, 2"
+            )
+        ).all()
+        assert history == [("first batch match", True, 400)]
+    # the same run again: nothing moves
+    again = batch_run.run_full(engine, trained, MatchThresholds(), job_id="second-run")
+    assert again["links_moved"] == 0 and again["golden_created"] == 0
