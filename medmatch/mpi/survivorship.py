@@ -144,13 +144,15 @@ def _survive_sql(trust_values: str) -> str:
               ON {fields} INTO NAME field VALUE value)
         WHERE value <> ''
     ),
-    agreed AS (  -- names: how many records give the value; other fields: rank only
-        SELECT *, CASE WHEN field IN ({names})
-            THEN count(*) OVER (PARTITION BY golden_id, field, value) ELSE 0 END AS agree
-        FROM present
+    agreed AS (  -- names: how many records give the value (grouped, not a window over
+        -- every field: that was half the query); other fields: rank only
+        SELECT golden_id, field, value, count(*) AS agree, min(rn) AS rn
+        FROM present WHERE field IN ({names}) GROUP BY ALL
+        UNION ALL
+        SELECT golden_id, field, value, 0 AS agree, rn FROM present WHERE field NOT IN ({names})
     ),
     single AS (
-        SELECT golden_id, field, first(value ORDER BY agree DESC, rn) AS value
+        SELECT golden_id, field, arg_min(value, (-agree, rn)) AS value
         FROM agreed GROUP BY golden_id, field
     ),
     multi(field, plural, pos) AS (VALUES {multi}),
