@@ -74,13 +74,13 @@ class Settings(BaseSettings):
         description='survivorship: trust per source system, e.g. {"EHR": 3, "LAB": 1}; default 1',
     )
     lookup_max_candidates: int = Field(200, ge=1, description="candidates scored per lookup")
-    batch_decide_workers: int = Field(
-        1,
+    batch_decide_workers: int | None = Field(
+        None,
         ge=1,
         le=64,
         description="forked processes for a batch run's rules and offline adjudicator (from"
-        " 200K scored pairs): about twice as fast on two cores, about 1.5 GiB more memory per"
-        " million records",
+        " 50K scored pairs): about twice as fast on two cores, about 1.5 GiB more memory per"
+        " million records; unset: every core up to 2M scored pairs, one process beyond",
     )
     lookup_ai_budget_s: float = Field(
         5.0, gt=0, description="time the adjudicators may take per lookup; past it: review"

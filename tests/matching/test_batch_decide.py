@@ -54,3 +54,22 @@ def test_an_adjudicator_that_is_not_forkable_keeps_the_work_here(
     monkeypatch.setattr(batch, "fork_map", lambda *a: pytest.fail("forked a remote adjudicator"))
     pairs, _, counts = _decide(scored, features, trained, (_Remote(),), workers=2)
     assert len(pairs) > 0 and counts["ai_offline_asked"] > 0
+
+
+def test_unset_workers_fork_on_every_core_only_while_the_run_is_small(
+    monkeypatch, scored, features, trained
+):
+    judges = (ClinicalAdjudicator(),)
+    here = _decide(scored, features, trained, judges)
+    forks = []
+    fork_map = parallel.fork_map
+    monkeypatch.setattr(batch, "MIN_PARALLEL_PAIRS", 0)
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(batch, "available_cores", lambda: 2)
+    monkeypatch.setattr(batch, "fork_map", lambda *a: forks.append(a[1:]) or fork_map(*a))
+    assert _decide(scored, features, trained, judges, workers=None)[0].equals(here[0])
+    assert forks == [(2, 2)]
+    # past the bound, the forked copies would cost too much memory: one process
+    monkeypatch.setattr(batch, "AUTO_PARALLEL_MAX_PAIRS", len(scored) - 1)
+    assert _decide(scored, features, trained, judges, workers=None)[0].equals(here[0])
+    assert forks == [(2, 2)]
