@@ -80,7 +80,7 @@ class Settings(BaseSettings):
         le=64,
         description="forked processes for a batch run's rules and offline adjudicator (from"
         " 50K scored pairs): about twice as fast on two cores, about 1.5 GiB more memory per"
-        " million records; unset: every core up to 2M scored pairs, one process beyond",
+        " million records; unset: every core up to 500K scored pairs, one process beyond",
     )
     lookup_ai_budget_s: float = Field(
         5.0, gt=0, description="time the adjudicators may take per lookup; past it: review"

@@ -42,8 +42,9 @@ Progress = Callable[[str, float], None]
 # (107K pairs of a 100K-record run: 6.7 -> 3.6 s on two cores)
 MIN_PARALLEL_PAIRS = 50_000
 # unless told how many workers, fork only up to here: each worker copies the Python rows it
-# touches (~1.5 GiB more per million records), which the 6 GiB of a 1M run cannot spare
-AUTO_PARALLEL_MAX_PAIRS = 2_000_000
+# touches. A 100K-record run scores ~110K pairs; a 1M run's pairs forked took its process
+# tree's peak from 4.75 to 6.0 GiB, the whole of its budget
+AUTO_PARALLEL_MAX_PAIRS = 500_000
 DECIDE_CHUNK = 100_000  # scored pairs turned into Python objects at a time
 
 

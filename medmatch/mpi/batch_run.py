@@ -31,6 +31,7 @@ from medmatch.matching.adjudication import Adjudicator, Tally, lowest_probabilit
 from medmatch.matching.batch import decide_pairs, predict_pairs
 from medmatch.matching.clustering import cluster
 from medmatch.matching.model import MatchModel
+from medmatch.mpi.bulk import drop_indexes
 from medmatch.mpi.survivorship import FIELDS, survive_many
 
 Progress = Callable[[str, int, int], None]
@@ -280,7 +281,10 @@ def write_match_results(
         with raw.cursor() as cur:
             cur.execute(_WORK_MEM)
             _register_job(cur, job_id, job_type)
+            rebuild = _defer_indexes_if_empty(cur, "match_results")
             written = _write_match_results(cur, job_id, scored.pairs, model, thresholds)
+            for statement in rebuild:
+                cur.execute(statement)
         raw.commit()
     finally:
         raw.close()
@@ -414,6 +418,20 @@ def _copy_arrow(cur, table: str, rows: pa.Table) -> int:  # type: ignore[no-unty
     return rows.num_rows
 
 
+def _defer_indexes_if_empty(cur, table: str) -> list:  # type: ignore[no-untyped-def]
+    """A first run fills empty tables: then their indexes and foreign keys are dropped and
+    the returned statements rebuild them after the insert, one pass each (the bulk load's
+    way; row by row, each row's foreign-key check locks the row it references). Only then
+    is the table locked, until the run commits (lookups wait); later runs lock nothing."""
+    check = f"SELECT EXISTS (SELECT FROM {table})"
+    if cur.execute(check).fetchone()[0]:
+        return []
+    cur.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+    if cur.execute(check).fetchone()[0]:  # filled meanwhile
+        return []
+    return drop_indexes(cur, (table,))
+
+
 def _create_golden(cur, n: int) -> list[str]:  # type: ignore[no-untyped-def]
     if n == 0:
         return []
@@ -445,6 +463,8 @@ def _move_links(cur, job_id, destination, alone, actor) -> int:  # type: ignore[
     )
     _copy_arrow(cur, "moves", moves)
     cur.execute("ANALYZE moves")
+    # the first run after a load without identities links every record
+    rebuild = _defer_indexes_if_empty(cur, "record_links")
     # in record order (both): the foreign-key checks walk source_records and golden_records
     # page by page, not at random
     cur.execute(
@@ -456,13 +476,18 @@ def _move_links(cur, job_id, destination, alone, actor) -> int:  # type: ignore[
         " ORDER BY m.record_id",
         (job_id, actor, job_id),
     )
+    upsert = (
+        " ON CONFLICT (source_record_id) DO UPDATE SET golden_id = EXCLUDED.golden_id,"
+        " link_type = EXCLUDED.link_type, linked_by = EXCLUDED.linked_by, linked_at = now()"
+    )
     cur.execute(
         "INSERT INTO record_links (source_record_id, golden_id, link_type, linked_by)"
         " SELECT record_id, golden_id, link_type, %s FROM moves ORDER BY record_id"
-        " ON CONFLICT (source_record_id) DO UPDATE SET golden_id = EXCLUDED.golden_id,"
-        " link_type = EXCLUDED.link_type, linked_by = EXCLUDED.linked_by, linked_at = now()",
+        + ("" if rebuild else upsert),
         (actor,),
     )
+    for statement in rebuild:
+        cur.execute(statement)
     return len(destination)
 
 
