@@ -46,7 +46,11 @@ def main() -> None:
     while os.getppid() == root:  # the measured process is alive (a zombie still has /proc)
         tree = [p for p in _tree(root) if p != os.getpid()]  # not the sampler itself
         peak = max(peak, sum(_pss_kib(p) for p in tree))
-        out.write_text(str(round(peak / 1024, 1)))
+        # whole or not at all: the sampler is stopped at any moment, a write cut in half
+        # left an empty file once (and lost a 1M run's numbers)
+        partial = out.with_suffix(".partial")
+        partial.write_text(str(round(peak / 1024, 1)))
+        os.replace(partial, out)
         time.sleep(0.2)
 
 
