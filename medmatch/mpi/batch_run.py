@@ -62,7 +62,7 @@ class GoldenPlan:
     target: dict[str, str]  # record id -> golden id, or "new:<cluster label>"
     emptied: dict[str, str | None]  # old golden id -> the golden id most of it went to
     new_clusters: list[str]
-    alone: set[str] = field(default_factory=set)  # records alone in their cluster
+    alone: set[str] = field(default_factory=set)  # records of `target` alone in a cluster
 
     @property
     def moves(self) -> int:
@@ -248,7 +248,7 @@ def plan_golden(golden_of: Mapping[str, str], labels: Mapping[str, str]) -> Gold
     emptied: dict[str, str | None] = {
         golden: max(counts, key=counts.__getitem__) for golden, counts in went.items()
     }
-    alone = {records[0] for records in members.values() if len(records) == 1}
+    alone = {rs[0] for rs in members.values() if len(rs) == 1 and rs[0] in target}
     return GoldenPlan(target=target, emptied=emptied, new_clusters=new_clusters, alone=alone)
 
 

@@ -7,7 +7,8 @@ medical data and feature row exactly as `MatchingService.lookup` would store the
 `record_links` row (link_type `new_identity`). With `identities=False` (the pipeline's
 full_match, which clusters the records straight after) no golden record and no link is
 written: the run gives each cluster its golden record, instead of one per record made only
-to merge half of them away (at a million records that was a fifth of the run).
+to merge half of them away (at a million records, closing those took 19 s of a 292 s run,
+besides their load).
 
 It does not match: the initial load creates one identity per record, and the batch pipeline
 de-duplicates the loaded population afterwards (the same scorer and rules over every
