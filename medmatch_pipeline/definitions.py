@@ -6,6 +6,8 @@ by default; an operator turns them on in the UI (`make ui`). The demo instance h
 incremental schedule on (`medmatch pipeline run --start-incremental-schedule`, as make demo).
 """
 
+import gc
+
 import dagster as dg
 
 from medmatch.config import get_settings
@@ -53,3 +55,10 @@ def make_definitions(**resources: dg.ConfigurableResource) -> dg.Definitions:
 
 
 defs = make_definitions()
+
+# The code location lives as long as its process (webserver, daemon, run worker). Its
+# objects, ours and our libraries' (Dagster alone makes hundreds of thousands), never die:
+# frozen, the collector's full passes skip them. A 10K full_match run was ~1 s faster, and
+# its process exited ~1.5 s sooner (the last collections at exit walked them all). Forked
+# workers also leave the frozen objects' pages shared.
+gc.freeze()
