@@ -589,7 +589,7 @@ def _rebuild_survivorship(cur, golden_ids: list[str], trust: Mapping[str, float]
         ) as copy:
             while block := source.read(1 << 20):
                 copy.write(block)
-    cur.execute("ANALYZE survived")
+    cur.execute("ANALYZE survived (golden_id)")  # the join key; the documents cost 0.5 s at 100K
     # a touched golden record left without records: emptied, and retired if it was active
     cur.execute(
         "UPDATE golden_records g SET demographics = coalesce(s.demographics, '{}'),"

@@ -98,7 +98,8 @@ class BlockingKey(Base):
     __tablename__ = "blocking_keys"
     __table_args__ = (Index("ix_blocking_keys_source_record_id", "source_record_id"),)
 
-    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    # an identifier, compared for equality only: in bytes (migration 0007)
+    key: Mapped[str] = mapped_column(Text(collation="C"), primary_key=True)
     source_record_id: Mapped[int] = mapped_column(
         ForeignKey("source_records.id", ondelete="CASCADE"), primary_key=True
     )
