@@ -463,8 +463,10 @@ def _move_links(cur, job_id, destination, alone, actor) -> int:  # type: ignore[
     )
     _copy_arrow(cur, "moves", moves)
     cur.execute("ANALYZE moves")
-    # the first run after a load without identities links every record
+    # the first run after a load without identities links every record, and writes the
+    # first history rows
     rebuild = _defer_indexes_if_empty(cur, "record_links")
+    rebuild_history = _defer_indexes_if_empty(cur, "link_history")
     # in record order (both): the foreign-key checks walk source_records and golden_records
     # page by page, not at random
     cur.execute(
@@ -486,7 +488,7 @@ def _move_links(cur, job_id, destination, alone, actor) -> int:  # type: ignore[
         + ("" if rebuild else upsert),
         (actor,),
     )
-    for statement in rebuild:
+    for statement in rebuild + rebuild_history:
         cur.execute(statement)
     return len(destination)
 
