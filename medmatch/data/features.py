@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from medmatch.collector import collector_paused
 from medmatch.data import clinical, contact, names
 from medmatch.data.distinct import Column, map_distinct
 from medmatch.data.fields import field_normalisers
@@ -148,6 +149,7 @@ def _concepts(to_concepts: Any, text: str) -> list[str]:
     return sorted(to_concepts(clinical.split_terms(text)))
 
 
+@collector_paused()  # a column of Python objects per field, no cycles among them
 def table_features(
     table: pd.DataFrame,
     medical: pd.DataFrame | None = None,

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from medmatch.collector import collector_paused
 from medmatch.config import MatchThresholds
 from medmatch.data.features import column_values
 from medmatch.data.models import FieldWarning
@@ -139,6 +140,7 @@ def _same_source_record_groups(features: pd.DataFrame) -> list[list[str]]:
     return [sorted(group["unique_id"]) for _, group in resent.groupby(keys)]
 
 
+@collector_paused()  # millions of per-pair objects, no cycles among them
 def decide_pairs(
     scored: pd.DataFrame,
     features: pd.DataFrame,

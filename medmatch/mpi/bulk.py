@@ -55,6 +55,7 @@ from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Engine
 
+from medmatch.collector import collector_paused
 from medmatch.config import get_settings
 from medmatch.data import clinical
 from medmatch.data.features import TableFeatures, clean_column, record_features, table_features
@@ -118,8 +119,9 @@ def load_records(
     started = time.perf_counter()
 
     step("normalise", 0.0)
-    feats = table_features(demographics, medical, phone_region=region)
-    rows = _Rows.build(demographics, medical, feats)
+    with collector_paused():  # as table_features: many objects, no cycles
+        feats = table_features(demographics, medical, phone_region=region)
+        rows = _Rows.build(demographics, medical, feats)
     timings["normalise_s"] = time.perf_counter() - started
     if verify_sample:
         t0 = time.perf_counter()
