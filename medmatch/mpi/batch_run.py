@@ -324,6 +324,9 @@ def write_golden(
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('batch-run', 0))")
             cur.execute(_WORK_MEM)
             _register_job(cur, job_id, job_type)
+            # a first run after a load without identities makes every golden record: its
+            # rows are inserted and given their survivors before their keys are built
+            rebuild_golden = _defer_indexes_if_empty(cur, "golden_records")
             new_ids = _create_golden(cur, len(plan.new_clusters))
             lap("create")
             fresh = dict(zip(plan.new_clusters, new_ids, strict=True))
@@ -344,6 +347,8 @@ def write_golden(
             }
             touched -= set(emptied)
             rebuilt = _rebuild_survivorship(cur, sorted(touched), trust or {})
+            for statement in rebuild_golden:
+                cur.execute(statement)
             lap("survivorship")
             queued = _queue_reviews(cur, job_id, thresholds)
             lap("reviews")

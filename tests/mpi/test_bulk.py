@@ -85,7 +85,8 @@ def test_a_load_without_identities_leaves_the_linking_to_the_run(
 
     structure = _indexes_and_keys(engine)
     stats = batch_run.run_full(engine, trained, MatchThresholds(), job_id="first-run")
-    # the first run fills the empty links, history and results, then rebuilds what it dropped
+    # the first run fills the empty golden records, links, history and results, then
+    # rebuilds what it dropped
     assert _indexes_and_keys(engine) == structure
     assert stats["golden_merged"] == stats["golden_retired"] == 0
     assert stats["links_moved"] == 400  # every record's first link
