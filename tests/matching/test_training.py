@@ -1,0 +1,56 @@
+"""u estimated in threads, one share of the comparisons each, equals one linker's u."""
+
+import logging
+
+import pytest
+
+from medmatch.matching.engine import duckdb_api
+from medmatch.matching.model import base_settings
+from medmatch.matching.training import U_COST, _shares, estimate_u, splink_input, u_workers
+
+
+def _u_values(settings):
+    return [
+        [level.get("u_probability") for level in c["comparison_levels"]]
+        for c in settings["comparisons"]
+    ]
+
+
+def test_threads_estimate_the_u_one_linker_does(features):
+    from splink import Linker
+
+    linker = Linker(
+        duckdb_api().register(splink_input(features)), base_settings(), log_level=logging.ERROR
+    )
+    linker.training.estimate_u_using_random_sampling(
+        max_pairs=2e5, seed=5, min_count_per_level=None, num_chunks=1
+    )
+    sequential = linker.misc.save_model_to_json()
+
+    threaded = estimate_u(features, base_settings(), max_pairs=2e5, seed=5, workers=3)
+    assert _u_values(threaded) == _u_values(sequential)
+    # (a level the sample never reaches, as a swapped surname, has no u either way)
+    assert sum(u is not None for levels in _u_values(threaded) for u in levels[1:]) > 20
+    # the input settings are left as they were
+    assert all(u is None for levels in _u_values(base_settings()) for u in levels[1:])
+
+
+def test_shares_balance_the_cost_and_cover_every_comparison():
+    names = [c["output_column_name"] for c in base_settings()["comparisons"]]
+    groups = _shares(names, 2)
+    assert sorted(i for g in groups for i in g) == list(range(len(names)))
+    costs = [sum(U_COST[names[i]] for i in g) for g in groups]
+    assert max(costs) - min(costs) <= U_COST["first_name"] / 2
+    assert _shares(names, 1) == [list(range(len(names)))]
+    assert len(_shares(names[:2], 8)) == 2  # never more threads than comparisons
+
+
+@pytest.mark.parametrize(("configured", "expected"), [("3", 3), ("0", 1)])
+def test_u_workers_follow_the_setting(monkeypatch, configured, expected):
+    monkeypatch.setenv("MEDMATCH_TRAIN_U_WORKERS", configured)
+    assert u_workers() == expected
+
+
+def test_u_workers_default_to_every_core(monkeypatch):
+    monkeypatch.delenv("MEDMATCH_TRAIN_U_WORKERS", raising=False)
+    assert u_workers() >= 1
