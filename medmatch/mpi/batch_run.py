@@ -86,8 +86,10 @@ def read_features(engine: Engine, where: str = "TRUE") -> pd.DataFrame:
         raw = _psycopg(engine)
         try:
             with os.fdopen(fd, "w") as out, raw.cursor() as cur:
+                # the row nested under "f" (json: its stored text, not re-printed), its
+                # fields lifted beside unique_id when DuckDB reads it
                 sql = (
-                    "COPY (SELECT (features || jsonb_build_object('unique_id', id::text))::text"
+                    "COPY (SELECT json_build_object('unique_id', id::text, 'f', features)"
                     f" FROM source_records WHERE {where} ORDER BY id) TO STDOUT"
                 )
                 with cur.copy(sql) as copy:
@@ -108,9 +110,12 @@ def read_features(engine: Engine, where: str = "TRUE") -> pd.DataFrame:
                 ]
             )
         )
-        columns = {n: ("VARCHAR[]" if n in LIST_COLUMNS else "VARCHAR") for n in names}
-        spec = ", ".join(f"'{k}': '{v}'" for k, v in columns.items())
-        table = duckdb.sql(f"SELECT * FROM read_json('{path}', columns={{{spec}}})").arrow()
+        fields = {n: ("VARCHAR[]" if n in LIST_COLUMNS else "VARCHAR") for n in names[1:]}
+        row = ", ".join(f'"{k}" {v}' for k, v in fields.items())
+        spec = f"'unique_id': 'VARCHAR', 'f': 'STRUCT({row})'"
+        table = duckdb.sql(
+            f"SELECT unique_id, f.* FROM read_json('{path}', columns={{{spec}}})"
+        ).arrow()
         if isinstance(table, pa.RecordBatchReader):
             table = table.read_all()
         return table.to_pandas(types_mapper=pd.ArrowDtype)
@@ -327,7 +332,8 @@ def write_golden(
             # a first run after a load without identities makes every golden record: its
             # rows are inserted and given their survivors before their keys are built
             rebuild_golden = _defer_indexes_if_empty(cur, "golden_records")
-            new_ids = _create_golden(cur, len(plan.new_clusters))
+            first = bool(rebuild_golden)  # every golden record is new, made with its survivors
+            new_ids = _create_golden(cur, len(plan.new_clusters), insert=not first)
             lap("create")
             fresh = dict(zip(plan.new_clusters, new_ids, strict=True))
             destination = {
@@ -346,7 +352,7 @@ def write_golden(
                 snapshot.golden_of[r] for r in destination if r in snapshot.golden_of
             }
             touched -= set(emptied)
-            rebuilt = _rebuild_survivorship(cur, sorted(touched), trust or {})
+            rebuilt = _rebuild_survivorship(cur, sorted(touched), trust or {}, insert=first)
             for statement in rebuild_golden:
                 cur.execute(statement)
             lap("survivorship")
@@ -437,14 +443,20 @@ def _defer_indexes_if_empty(cur, table: str) -> list:  # type: ignore[no-untyped
     return drop_indexes(cur, (table,))
 
 
-def _create_golden(cur, n: int) -> list[str]:  # type: ignore[no-untyped-def]
+def _create_golden(cur, n: int, *, insert: bool = True) -> list[str]:  # type: ignore[no-untyped-def]
+    """`n` new golden ids, inserted as empty active golden records; or, in a first run
+    (`insert=False`), only drawn, as the column's default does: that run inserts each golden
+    record once, with its survivors (an UPDATE would write every row a second time)."""
     if n == 0:
         return []
-    cur.execute(
-        "INSERT INTO golden_records (status) SELECT 'active' FROM generate_series(1, %s)"
-        " RETURNING golden_id",
-        (n,),
-    )
+    if insert:
+        cur.execute(
+            "INSERT INTO golden_records (status) SELECT 'active' FROM generate_series(1, %s)"
+            " RETURNING golden_id",
+            (n,),
+        )
+    else:
+        cur.execute("SELECT next_golden_id() FROM generate_series(1, %s)", (n,))
     return [row[0] for row in cur.fetchall()]  # which new id goes to which cluster is free
 
 
@@ -546,10 +558,13 @@ _SURVIVORSHIP_INPUT = (
 )
 
 
-def _rebuild_survivorship(cur, golden_ids: list[str], trust: Mapping[str, float]) -> int:  # type: ignore[no-untyped-def]
+def _rebuild_survivorship(  # type: ignore[no-untyped-def]
+    cur, golden_ids: list[str], trust: Mapping[str, float], *, insert: bool = False
+) -> int:
     """Survivorship of every touched golden record in bulk: their records out by COPY (CSV),
     the rules in one DuckDB query over Arrow (survive_many), the results in by COPY and one
-    UPDATE."""
+    UPDATE; or, `insert` (a first run: none of them exists yet), straight into golden_records
+    by COPY."""
     if not golden_ids:
         return 0
     import duckdb
@@ -586,16 +601,22 @@ def _rebuild_survivorship(cur, golden_ids: list[str], trust: Mapping[str, float]
         payload = os.path.join(folder, "survived.csv")
         pacsv.write_csv(survived, payload, pacsv.WriteOptions(include_header=False))
         del survived
-        cur.execute(
-            "CREATE TEMP TABLE survived (golden_id text PRIMARY KEY, demographics jsonb,"
-            " medical_data jsonb, source_count int) ON COMMIT DROP"
-        )
+        if not insert:
+            cur.execute(
+                "CREATE TEMP TABLE survived (golden_id text PRIMARY KEY, demographics jsonb,"
+                " medical_data jsonb, source_count int) ON COMMIT DROP"
+            )
+        # (a golden record of a first run without records would be left out, and its links
+        # would fail the foreign key rebuilt after: every new golden record has records)
+        target = "golden_records" if insert else "survived"
         with open(payload, "rb") as source, cur.copy(
-            "COPY survived (golden_id, demographics, medical_data, source_count)"
+            f"COPY {target} (golden_id, demographics, medical_data, source_count)"
             " FROM STDIN (FORMAT csv)"
         ) as copy:
             while block := source.read(1 << 20):
                 copy.write(block)
+    if insert:
+        return len(golden_ids)
     cur.execute("ANALYZE survived (golden_id)")  # the join key; the documents cost 0.5 s at 100K
     # a touched golden record left without records: emptied, and retired if it was active
     cur.execute(

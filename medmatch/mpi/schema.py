@@ -27,7 +27,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSON, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
@@ -86,8 +86,9 @@ class SourceRecord(Base):
     external_id: Mapped[str | None] = mapped_column(String(200))
     demographics: Mapped[dict] = mapped_column(JSONB, nullable=False)
     medical_data: Mapped[dict] = mapped_column(JSONB, nullable=False, server_default="{}")
-    # the scorer's feature row (medmatch.data.features): lookups never re-normalise candidates
-    features: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    # the scorer's feature row (medmatch.data.features): lookups never re-normalise candidates.
+    # json, not jsonb: written and read whole, never queried inside (migration 0008)
+    features: Mapped[dict] = mapped_column(JSON, nullable=False)
     received_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 

@@ -122,6 +122,24 @@ def test_a_load_without_identities_leaves_the_linking_to_the_run(
             )
         ).all()
         assert history == [("first batch match", True, 400)]
+    # the first run wrote each golden record once, with its survivors: the same documents
+    # as rebuilding them in place (the way of every later run)
+    documents = (
+        "SELECT golden_id, demographics, medical_data, source_count, status"
+        " FROM golden_records ORDER BY 1"
+    )
+    with engine.connect() as conn:
+        written = conn.execute(text(documents)).all()
+        ids = [row[0] for row in written]
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            cur.execute("UPDATE golden_records SET demographics = '{}', source_count = 0")
+            assert batch_run._rebuild_survivorship(cur, ids, {}) == len(ids)
+            assert cur.execute(documents).fetchall() == [tuple(row) for row in written]
+    finally:
+        raw.rollback()
+        raw.close()
     # the same run again: nothing moves
     again = batch_run.run_full(engine, trained, MatchThresholds(), job_id="second-run")
     assert again["links_moved"] == 0 and again["golden_created"] == 0
