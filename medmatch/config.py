@@ -74,6 +74,13 @@ class Settings(BaseSettings):
         description='survivorship: trust per source system, e.g. {"EHR": 3, "LAB": 1}; default 1',
     )
     lookup_max_candidates: int = Field(200, ge=1, description="candidates scored per lookup")
+    training_u_workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="threads estimating the model's u (a share of the comparisons each, the"
+        " same u values); unset: every core",
+    )
     batch_decide_workers: int | None = Field(
         None,
         ge=1,

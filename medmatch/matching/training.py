@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -82,9 +81,11 @@ def term_frequency_tables(features: pd.DataFrame) -> tuple[dict[str, dict[str, f
 
 
 def u_workers() -> int:
-    """Threads for u: every core (MEDMATCH_TRAIN_U_WORKERS overrides)."""
-    configured = os.environ.get("MEDMATCH_TRAIN_U_WORKERS")
-    return max(1, int(configured) if configured else (os.cpu_count() or 1))
+    """Threads for u: MEDMATCH_TRAINING_U_WORKERS, else every core."""
+    from medmatch.config import get_settings
+    from medmatch.parallel import available_cores
+
+    return get_settings().training_u_workers or available_cores()
 
 
 def _shares(names: Sequence[str], workers: int) -> list[list[int]]:

@@ -2,8 +2,6 @@
 
 import logging
 
-import pytest
-
 from medmatch.matching.engine import duckdb_api
 from medmatch.matching.model import base_settings
 from medmatch.matching.training import U_COST, _shares, estimate_u, splink_input, u_workers
@@ -45,12 +43,15 @@ def test_shares_balance_the_cost_and_cover_every_comparison():
     assert len(_shares(names[:2], 8)) == 2  # never more threads than comparisons
 
 
-@pytest.mark.parametrize(("configured", "expected"), [("3", 3), ("0", 1)])
-def test_u_workers_follow_the_setting(monkeypatch, configured, expected):
-    monkeypatch.setenv("MEDMATCH_TRAIN_U_WORKERS", configured)
-    assert u_workers() == expected
+def test_u_workers_follow_the_setting(monkeypatch):
+    from medmatch.config import get_settings
 
-
-def test_u_workers_default_to_every_core(monkeypatch):
-    monkeypatch.delenv("MEDMATCH_TRAIN_U_WORKERS", raising=False)
-    assert u_workers() >= 1
+    monkeypatch.setenv("MEDMATCH_TRAINING_U_WORKERS", "3")
+    get_settings.cache_clear()
+    try:
+        assert u_workers() == 3
+        monkeypatch.delenv("MEDMATCH_TRAINING_U_WORKERS")
+        get_settings.cache_clear()
+        assert u_workers() >= 1
+    finally:
+        get_settings.cache_clear()
