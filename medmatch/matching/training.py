@@ -92,11 +92,21 @@ def _shares(names: Sequence[str], workers: int) -> list[list[int]]:
     """Comparison indices in `workers` groups of about equal U_COST, costliest first."""
     groups: list[list[int]] = [[] for _ in range(max(1, min(workers, len(names))))]
     load = [0.0] * len(groups)
-    for i in sorted(range(len(names)), key=lambda i: -U_COST.get(names[i], 0.1)):
+    costs = [U_COST.get(name, 0.1) for name in names]
+    for i in sorted(range(len(names)), key=lambda i: -costs[i]):
         lightest = load.index(min(load))
         groups[lightest].append(i)
-        load[lightest] += U_COST.get(names[i], 0.1)
+        load[lightest] += costs[i]
     return [sorted(g) for g in groups if g]
+
+
+def _linker(features: pd.DataFrame, settings: dict[str, Any]) -> Any:
+    """A Splink linker over the records, on a DuckDB connection of its own."""
+    from splink import Linker
+
+    frame = duckdb_api().register(splink_input(features), dataset_display_name="records")
+    # Splink warns about every level EM cannot see; the metadata lists those instead
+    return Linker(frame, settings, log_level=logging.ERROR)
 
 
 def estimate_u(
@@ -115,15 +125,12 @@ def estimate_u(
     function of the unique ids and the seed, so each thread estimates its share of the
     comparisons with a linker of its own, on its own connection: the same u values as one
     linker, on every core."""
-    from splink import Linker
-
     names = [c["output_column_name"] for c in settings["comparisons"]]
 
     def share(indices: list[int]) -> list[dict[str, Any]]:
         part = copy.deepcopy(settings)
         part["comparisons"] = [part["comparisons"][i] for i in indices]
-        frame = duckdb_api().register(splink_input(features), dataset_display_name="records")
-        linker = Linker(frame, part, log_level=logging.ERROR)
+        linker = _linker(features, part)
         linker.training.estimate_u_using_random_sampling(
             max_pairs=max_pairs, seed=seed, min_count_per_level=None, num_chunks=1
         )
@@ -201,15 +208,10 @@ def train_model(
 
     u from 1e6 random pairs (Splink's default): at 10K and 100K records the pipeline's F1
     was the same to four places as with 2e6, in half the sampling time."""
-    from splink import Linker
-
     with_u = estimate_u(
         features, base_settings(), max_pairs=max_pairs_u, seed=seed, workers=u_workers()
     )
-    db = duckdb_api()
-    frame = db.register(splink_input(features), dataset_display_name="records")
-    # Splink warns about every level EM cannot see; the metadata lists those instead
-    linker = Linker(frame, with_u, log_level=logging.ERROR)
+    linker = _linker(features, with_u)
     training = linker.training
     training.estimate_probability_two_random_records_match(list(_PRIOR_RULES), recall=0.7)
     sessions = 0

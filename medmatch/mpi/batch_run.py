@@ -329,10 +329,11 @@ def write_golden(
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('batch-run', 0))")
             cur.execute(_WORK_MEM)
             _register_job(cur, job_id, job_type)
-            # a first run after a load without identities makes every golden record: its
-            # rows are inserted and given their survivors before their keys are built
+            # a first run after a load without identities makes every golden record: their
+            # ids are drawn now, their rows written once with their survivors, and their keys
+            # built after
             rebuild_golden = _defer_indexes_if_empty(cur, "golden_records")
-            first = bool(rebuild_golden)  # every golden record is new, made with its survivors
+            first = bool(rebuild_golden)
             new_ids = _create_golden(cur, len(plan.new_clusters), insert=not first)
             lap("create")
             fresh = dict(zip(plan.new_clusters, new_ids, strict=True))
