@@ -18,6 +18,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -323,6 +324,8 @@ def write_golden(
         mark = now
 
     raw = _psycopg(engine)
+    folder = tempfile.TemporaryDirectory(prefix="medmatch-golden-")
+    pool = ThreadPoolExecutor(1)
     try:
         with raw.cursor() as cur:
             # one writer of links at a time: lookups of the same records wait for the run
@@ -340,6 +343,12 @@ def write_golden(
             destination = {
                 r: fresh[g[4:]] if g.startswith("new:") else g for r, g in plan.target.items()
             }
+            # a first run's survivors are worked out beside the links being written
+            survivors = (
+                pool.submit(_first_run_survivors, engine, destination, trust or {}, folder.name)
+                if first and destination
+                else None
+            )
             moved = _move_links(cur, job_id, destination, plan.alone, actor)
             lap("move_links")
             step("golden_records", moved, len(destination))
@@ -353,7 +362,13 @@ def write_golden(
                 snapshot.golden_of[r] for r in destination if r in snapshot.golden_of
             }
             touched -= set(emptied)
-            rebuilt = _rebuild_survivorship(cur, sorted(touched), trust or {}, insert=first)
+            rebuilt = _rebuild_survivorship(
+                cur,
+                sorted(touched),
+                trust or {},
+                insert=first,
+                survived=survivors.result() if survivors is not None else None,
+            )
             for statement in rebuild_golden:
                 cur.execute(statement)
             lap("survivorship")
@@ -367,7 +382,9 @@ def write_golden(
         raw.rollback()
         raise
     finally:
+        pool.shutdown(cancel_futures=True)  # (waits for a survivors' task still running)
         raw.close()
+        folder.cleanup()
     return {
         "golden_created": len(new_ids),
         "links_moved": moved,
@@ -549,59 +566,109 @@ def _close_golden(cur, job_id, emptied, actor) -> None:  # type: ignore[no-untyp
 
 
 # the linked records of the touched golden records, as survive_many reads them
-_SURVIVORSHIP_INPUT = (
-    "COPY (SELECT l.golden_id, s.id, s.source_system,"
+_RECORD_VALUES = (
+    "s.id, s.source_system,"
     " (extract(epoch FROM coalesce(s.updated_at, s.received_at)) * 1000000)::bigint,"
     + "".join(f" s.demographics ->> '{name}'," for name in FIELDS)
     + " s.medical_data -> 'conditions', s.medical_data -> 'medications'"
+)
+# the touched golden records' records, through their links (this transaction's)
+_SURVIVORSHIP_INPUT = (
+    f"COPY (SELECT l.golden_id, {_RECORD_VALUES}"
     " FROM touched t JOIN record_links l ON l.golden_id = t.golden_id"
     " JOIN source_records s ON s.id = l.source_record_id) TO STDOUT (FORMAT csv)"
 )
+# every record, its golden id joined from the run's plan in DuckDB (a first run)
+_EVERY_RECORD = f"COPY (SELECT {_RECORD_VALUES} FROM source_records s) TO STDOUT (FORMAT csv)"
+_RECORD_TYPES = {
+    "id": "BIGINT",
+    "source_system": "VARCHAR",
+    "seen_us": "BIGINT",
+    **dict.fromkeys(FIELDS, "VARCHAR"),
+    "conditions": "VARCHAR",
+    "medications": "VARCHAR",
+}
+
+
+def _survivors_csv(  # type: ignore[no-untyped-def]
+    cur, export: str, folder: str, trust: Mapping[str, float], golden_of: pa.Table | None
+) -> str:
+    """Run `export` (a COPY of records as CSV), survive_many over its rows, and write the
+    survivors (golden_id, demographics, medical_data, source_count) as CSV; returns its path.
+    Without `golden_of` the export's first column is the golden id; with it (record_id,
+    golden_id), the export holds every record and the table says where each one goes."""
+    import duckdb
+    import pyarrow.csv as pacsv
+
+    path = os.path.join(folder, "records.csv")
+    with open(path, "wb") as out, cur.copy(export) as copy:
+        for block in copy:
+            out.write(block)
+    types = _RECORD_TYPES if golden_of is not None else {"golden_id": "VARCHAR", **_RECORD_TYPES}
+    spec = ", ".join(f"'{k}': '{v}'" for k, v in types.items())
+    terms = "from_json({0}, '[\"VARCHAR\"]') AS {0}"
+    columns = f"* REPLACE ({terms.format('conditions')}, {terms.format('medications')})"
+    source = f"read_csv('{path}', header = false, columns = {{{spec}}})"
+    with duckdb.connect() as con:
+        if golden_of is None:
+            query = f"SELECT {columns} FROM {source}"
+        else:
+            con.register("golden_of", golden_of)
+            query = (
+                f"SELECT g.golden_id, r.{columns} FROM {source} r"
+                " JOIN golden_of g ON g.record_id = r.id"
+            )
+        records = con.sql(query).arrow()
+        if isinstance(records, pa.RecordBatchReader):
+            records = records.read_all()
+    survived = survive_many(records, trust)
+    del records
+    payload = os.path.join(folder, "survived.csv")
+    pacsv.write_csv(survived, payload, pacsv.WriteOptions(include_header=False))
+    return payload
+
+
+def _first_run_survivors(  # type: ignore[no-untyped-def]
+    engine: Engine, destination: Mapping[str, str], trust: Mapping[str, float], folder: str
+) -> str:
+    """The survivors of a first run, on a connection of its own while the run's transaction
+    writes the links: in a first run every record goes where the plan says, so its golden
+    record's survivors need no link read back. (source_records is committed data the run
+    does not change.)"""
+    golden_of = pa.table(
+        {
+            "record_id": pa.array(list(destination), pa.string()).cast(pa.int64()),
+            "golden_id": pa.array(list(destination.values()), pa.string()),
+        }
+    )
+    raw = _psycopg(engine)
+    try:
+        with raw.cursor() as cur:
+            return _survivors_csv(cur, _EVERY_RECORD, folder, trust, golden_of)
+    finally:
+        raw.close()
 
 
 def _rebuild_survivorship(  # type: ignore[no-untyped-def]
-    cur, golden_ids: list[str], trust: Mapping[str, float], *, insert: bool = False
+    cur,
+    golden_ids: list[str],
+    trust: Mapping[str, float],
+    *,
+    insert: bool = False,
+    survived: str | None = None,
 ) -> int:
     """Survivorship of every touched golden record in bulk: their records out by COPY (CSV),
     the rules in one DuckDB query over Arrow (survive_many), the results in by COPY and one
     UPDATE; or, `insert` (a first run: none of them exists yet), straight into golden_records
-    by COPY."""
+    by COPY. `survived`: the survivors' CSV, computed already (`_first_run_survivors`)."""
     if not golden_ids:
         return 0
-    import duckdb
-    import pyarrow.csv as pacsv
-
-    cur.execute("CREATE TEMP TABLE touched (golden_id text PRIMARY KEY) ON COMMIT DROP")
-    _copy_arrow(cur, "touched", pa.table({"golden_id": pa.array(golden_ids, pa.string())}))
-    cur.execute("ANALYZE touched")
     with tempfile.TemporaryDirectory(prefix="medmatch-survive-") as folder:
-        path = os.path.join(folder, "records.csv")
-        with open(path, "wb") as out, cur.copy(_SURVIVORSHIP_INPUT) as copy:
-            for block in copy:
-                out.write(block)
-        types = {
-            "golden_id": "VARCHAR",
-            "id": "BIGINT",
-            "source_system": "VARCHAR",
-            "seen_us": "BIGINT",
-            **dict.fromkeys(FIELDS, "VARCHAR"),
-            "conditions": "VARCHAR",
-            "medications": "VARCHAR",
-        }
-        spec = ", ".join(f"'{k}': '{v}'" for k, v in types.items())
-        terms = "from_json({0}, '[\"VARCHAR\"]') AS {0}"
-        with duckdb.connect() as con:
-            records = con.sql(
-                f"SELECT * REPLACE ({terms.format('conditions')}, {terms.format('medications')})"
-                f" FROM read_csv('{path}', header = false, columns = {{{spec}}})"
-            ).arrow()
-            if isinstance(records, pa.RecordBatchReader):
-                records = records.read_all()
-        survived = survive_many(records, trust)
-        del records
-        payload = os.path.join(folder, "survived.csv")
-        pacsv.write_csv(survived, payload, pacsv.WriteOptions(include_header=False))
-        del survived
+        if survived is None:
+            cur.execute("CREATE TEMP TABLE touched (golden_id text PRIMARY KEY) ON COMMIT DROP")
+            _copy_arrow(cur, "touched", pa.table({"golden_id": pa.array(golden_ids, pa.string())}))
+            cur.execute("ANALYZE touched")
+            survived = _survivors_csv(cur, _SURVIVORSHIP_INPUT, folder, trust, None)
         if not insert:
             cur.execute(
                 "CREATE TEMP TABLE survived (golden_id text PRIMARY KEY, demographics jsonb,"
@@ -610,7 +677,7 @@ def _rebuild_survivorship(  # type: ignore[no-untyped-def]
         # (a golden record of a first run without records would be left out, and its links
         # would fail the foreign key rebuilt after: every new golden record has records)
         target = "golden_records" if insert else "survived"
-        with open(payload, "rb") as source, cur.copy(
+        with open(survived, "rb") as source, cur.copy(
             f"COPY {target} (golden_id, demographics, medical_data, source_count)"
             " FROM STDIN (FORMAT csv)"
         ) as copy:
