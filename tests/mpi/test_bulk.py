@@ -143,3 +143,30 @@ def test_a_load_without_identities_leaves_the_linking_to_the_run(
     # the same run again: nothing moves
     again = batch_run.run_full(engine, trained, MatchThresholds(), job_id="second-run")
     assert again["links_moved"] == 0 and again["golden_created"] == 0
+
+
+def test_a_first_run_whose_survivors_fail_leaves_the_mpi_as_it_was(
+    engine, uow_factory, records, trained, monkeypatch
+):
+    """A first run works out its survivors on a connection of its own while it writes the
+    links: when that side fails, the run's transaction rolls back whole."""
+    demo, medical = records
+    load_records(engine, demo, medical, identities=False)
+    structure = _indexes_and_keys(engine)
+    before = _counts(engine)
+
+    def fails(*_args, **_kwargs):
+        raise RuntimeError("survivors failed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(batch_run, "_first_run_survivors", fails)
+        with pytest.raises(RuntimeError, match="survivors failed"):
+            batch_run.run_full(engine, trained, MatchThresholds(), job_id="failing-run")
+    assert _counts(engine) == before  # no link, no golden record
+    assert _indexes_and_keys(engine) == structure
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM link_history")).scalar_one() == 0
+    # and the next run starts from there
+    stats = batch_run.run_full(engine, trained, MatchThresholds(), job_id="next-run")
+    assert stats["links_moved"] == 400
+    assert _counts(engine)["record_links"] == 400
