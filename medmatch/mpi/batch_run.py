@@ -565,7 +565,7 @@ def _close_golden(cur, job_id, emptied, actor) -> None:  # type: ignore[no-untyp
     )
 
 
-# the linked records of the touched golden records, as survive_many reads them
+# a record's values as survive_many reads them (its RECORD_COLUMNS after golden_id)
 _RECORD_VALUES = (
     "s.id, s.source_system,"
     " (extract(epoch FROM coalesce(s.updated_at, s.received_at)) * 1000000)::bigint,"
@@ -664,10 +664,11 @@ def _rebuild_survivorship(  # type: ignore[no-untyped-def]
     if not golden_ids:
         return 0
     with tempfile.TemporaryDirectory(prefix="medmatch-survive-") as folder:
-        if survived is None:
+        if survived is None or not insert:  # what the export and the UPDATE join on
             cur.execute("CREATE TEMP TABLE touched (golden_id text PRIMARY KEY) ON COMMIT DROP")
             _copy_arrow(cur, "touched", pa.table({"golden_id": pa.array(golden_ids, pa.string())}))
             cur.execute("ANALYZE touched")
+        if survived is None:
             survived = _survivors_csv(cur, _SURVIVORSHIP_INPUT, folder, trust, None)
         if not insert:
             cur.execute(
