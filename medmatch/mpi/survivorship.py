@@ -120,6 +120,15 @@ RECORD_COLUMNS = (
 )
 
 
+def _values_of(columns: str) -> str:
+    """One row per ranked record and non-empty value of `columns` (golden_id, rn, field,
+    value), as a subquery."""
+    return (
+        f"(SELECT * FROM (UNPIVOT (SELECT golden_id, rn, {columns} FROM ranked)"
+        f" ON {columns} INTO NAME field VALUE value) WHERE value <> '')"
+    )
+
+
 def _survive_sql(trust_values: str) -> str:
     """The query behind survive_many. Wide where it can be: a field that is simply the
     best-ranked record's value is one arg_min per golden record, and only names (agreement
@@ -166,9 +175,7 @@ def _survive_sql(trust_values: str) -> str:
     ),
     agreed AS (  -- names: how many records give each value, and its best rank
         SELECT golden_id, field, value, count(*) AS agree, min(rn) AS rn
-        FROM (UNPIVOT (SELECT golden_id, rn, {names} FROM ranked)
-              ON {names} INTO NAME field VALUE value)
-        WHERE value <> '' GROUP BY ALL
+        FROM {_values_of(names)} GROUP BY ALL
     ),
     agreed_best AS (
         SELECT golden_id,
@@ -177,9 +184,7 @@ def _survive_sql(trust_values: str) -> str:
     ),
     distinct_values AS (  -- phones and addresses: each distinct value, first by rank
         SELECT golden_id, field, value, min(rn) AS first_rn
-        FROM (UNPIVOT (SELECT golden_id, rn, {multi} FROM ranked)
-              ON {multi} INTO NAME field VALUE value)
-        WHERE value <> '' GROUP BY ALL
+        FROM {_values_of(multi)} GROUP BY ALL
     ),
     listed AS (
         SELECT golden_id,
