@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import Engine
 
 from medmatch.config import MatchThresholds, get_settings
@@ -343,13 +344,14 @@ def write_golden(
             destination = {
                 r: fresh[g[4:]] if g.startswith("new:") else g for r, g in plan.target.items()
             }
+            placed = _placement(destination)
             # a first run's survivors are worked out beside the links being written
             survivors = (
-                pool.submit(_first_run_survivors, engine, destination, trust or {}, folder.name)
+                pool.submit(_first_run_survivors, engine, placed, trust or {}, folder.name)
                 if first and destination
                 else None
             )
-            moved = _move_links(cur, job_id, destination, plan.alone, actor)
+            moved = _move_links(cur, job_id, placed, plan.alone, actor)
             lap("move_links")
             step("golden_records", moved, len(destination))
             emptied = {
@@ -478,23 +480,29 @@ def _create_golden(cur, n: int, *, insert: bool = True) -> list[str]:  # type: i
     return [row[0] for row in cur.fetchall()]  # which new id goes to which cluster is free
 
 
-def _move_links(cur, job_id, destination, alone, actor) -> int:  # type: ignore[no-untyped-def]
-    """Link each record to its destination (a record alone in its cluster as a new
-    identity, the others as matched), each change in link_history."""
-    if not destination:
+def _placement(destination: Mapping[str, str]) -> pa.Table:
+    """record id -> golden id of every record the run places, as a table (record_id,
+    golden_id)."""
+    return pa.table(
+        {
+            "record_id": pa.array(list(destination), pa.string()).cast(pa.int64()),
+            "golden_id": pa.array(list(destination.values()), pa.string()),
+        }
+    )
+
+
+def _move_links(cur, job_id, placed: pa.Table, alone, actor) -> int:  # type: ignore[no-untyped-def]
+    """Link each placed record (`_placement`) to its golden id (a record alone in its
+    cluster as a new identity, the others as matched), each change in link_history."""
+    if not placed.num_rows:
         return 0
     cur.execute(
         "CREATE TEMP TABLE moves (record_id bigint PRIMARY KEY, golden_id text, link_type text)"
         " ON COMMIT DROP"
     )
-    moves = pa.table(
-        {
-            "record_id": pa.array(list(destination), pa.string()).cast(pa.int64()),
-            "golden_id": pa.array(list(destination.values()), pa.string()),
-            "link_type": pa.array(
-                ["new_identity" if r in alone else "auto_match" for r in destination], pa.string()
-            ),
-        }
+    lone = pc.is_in(placed["record_id"], value_set=pa.array([int(r) for r in alone], pa.int64()))
+    moves = placed.append_column(
+        "link_type", pc.if_else(lone, "new_identity", "auto_match").cast(pa.string())
     )
     _copy_arrow(cur, "moves", moves)
     cur.execute("ANALYZE moves")
@@ -525,7 +533,7 @@ def _move_links(cur, job_id, destination, alone, actor) -> int:  # type: ignore[
     )
     for statement in rebuild + rebuild_history:
         cur.execute(statement)
-    return len(destination)
+    return placed.num_rows
 
 
 def _close_golden(cur, job_id, emptied, actor) -> None:  # type: ignore[no-untyped-def]
@@ -629,22 +637,16 @@ def _survivors_csv(  # type: ignore[no-untyped-def]
 
 
 def _first_run_survivors(  # type: ignore[no-untyped-def]
-    engine: Engine, destination: Mapping[str, str], trust: Mapping[str, float], folder: str
+    engine: Engine, placed: pa.Table, trust: Mapping[str, float], folder: str
 ) -> str:
     """The survivors of a first run, on a connection of its own while the run's transaction
-    writes the links: in a first run every record goes where the plan says, so its golden
-    record's survivors need no link read back. (source_records is committed data the run
-    does not change.)"""
-    golden_of = pa.table(
-        {
-            "record_id": pa.array(list(destination), pa.string()).cast(pa.int64()),
-            "golden_id": pa.array(list(destination.values()), pa.string()),
-        }
-    )
+    writes the links: in a first run every record goes where the plan (`placed`) says, so
+    its golden record's survivors need no link read back. (source_records is committed data
+    the run does not change.)"""
     raw = _psycopg(engine)
     try:
         with raw.cursor() as cur:
-            return _survivors_csv(cur, _EVERY_RECORD, folder, trust, golden_of)
+            return _survivors_csv(cur, _EVERY_RECORD, folder, trust, placed)
     finally:
         raw.close()
 
