@@ -75,6 +75,11 @@ def test_full_match_job(database_url, tmp_path, landed, uow_factory, engine, syn
         for r in observations
     }
     assert {"source_records", "pairwise_scores", "golden_records"} <= stages
+    # an empty MPI is bulk-loaded, and the asset says where the load's time went
+    landing = result.asset_materializations_for_node("source_records")[0].metadata
+    assert landing["new"].value == 1200
+    phases = {"load_normalise_s", "load_copy_source_records_s", "load_indexes_s"}
+    assert phases <= set(landing) and all(landing[p].value >= 0 for p in phases)
     # the same files again: nothing changes
     model = result.asset_materializations_for_node("match_model")[0].metadata
     assert model["promoted"].value is True and "level_weights" in model
