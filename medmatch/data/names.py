@@ -35,12 +35,17 @@ def fold(text: str | None) -> str | None:
     """Case- and accent-fold, drop punctuation; hyphens and apostrophes join name parts."""
     if text is None:
         return None
-    decomposed = unicodedata.normalize("NFKD", text)
-    ascii_only = "".join(c for c in decomposed if not unicodedata.combining(c))
-    cleaned = _TOKEN_RE.sub(" ", ascii_only.casefold())
+    # ASCII text has no decomposition and no combining marks: most names skip the pass
+    bare = text if text.isascii() else _strip_accents(text)
+    cleaned = _TOKEN_RE.sub(" ", bare.casefold())
     cleaned = cleaned.replace("'", "").replace("-", " ").replace("_", " ")
     cleaned = _SPACES_RE.sub(" ", cleaned).strip()
     return cleaned or None
+
+
+def _strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def clean_display(text: str | None) -> str | None:
