@@ -375,11 +375,16 @@ def _concat(*parts: Any) -> pa.Array:
 
 def _json_string(values: pa.Array) -> pa.Array:
     """JSON string literals (null stays null)."""
-    if len(values) and pc.any(pc.match_substring_regex(values, "[\\x00-\\x1f]")).as_py():
+    if not len(values) or not pc.any(pc.match_substring_regex(values, _TO_ESCAPE)).as_py():
+        return _concat('"', values, '"')  # most columns: nothing to escape
+    if pc.any(pc.match_substring_regex(values, "[\\x00-\\x1f]")).as_py():
         # control characters need \\u escapes: rare, so the plain way
         return pa.array([None if v is None else json.dumps(v) for v in values.to_pylist()])
     escaped = pc.replace_substring(pc.replace_substring(values, "\\", "\\\\"), '"', '\\"')
     return _concat('"', escaped, '"')
+
+
+_TO_ESCAPE = '[\\x00-\\x1f"\\\\]'  # what a JSON string literal escapes
 
 
 def _relist(like: pa.Array, values: pa.Array) -> pa.Array:
