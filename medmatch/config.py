@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         description="medmatch serve: uvicorn worker processes (a lookup waits on PostgreSQL"
         " half its time; on 2 cores 4 workers served 8 concurrent clients best, ~200 MB each)",
     )
+    api_prewarm: bool = Field(
+        True,
+        description="medmatch serve: read the tables a lookup searches into PostgreSQL's buffers"
+        " before serving (pg_prewarm, when the server offers it), so the first lookups after"
+        " a restart or a bulk load are not the slow ones",
+    )
     api_max_body_bytes: int = Field(
         1_048_576, ge=1024, description="requests with a larger body are refused (413)"
     )

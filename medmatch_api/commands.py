@@ -18,12 +18,21 @@ def serve(
     from medmatch.config import get_settings
     from medmatch.mpi import migrate
     from medmatch.mpi.database import database_url
+    from medmatch.mpi.prewarm import prewarm
     from medmatch_api.logs import log_config
     from medmatch_pipeline.instance import prepare
 
     settings = get_settings()
     url = database_url()
     migrate.upgrade(url)
+    if settings.api_prewarm:
+        warmed = prewarm(url)
+        if warmed is not None:
+            typer.echo(
+                f"PostgreSQL's buffers: {warmed.blocks:,} blocks of the lookup's tables read in"
+                f" {warmed.seconds} s (at most {warmed.budget:,})",
+                err=True,
+            )
     prepare()  # DAGSTER_HOME and DAGSTER_PG_URL, inherited by every worker and run
     uvicorn.run(
         "medmatch_api.main:app",

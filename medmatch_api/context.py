@@ -11,7 +11,7 @@ from medmatch.config import Settings, get_settings
 from medmatch.matching import MatchModel, PatientMatcher
 from medmatch.mpi.access import AccessAudit, TokenStore, VerifiedTokens
 from medmatch.mpi.bootstrap import MPI, bootstrap
-from medmatch.mpi.database import database_url, sqlalchemy_url
+from medmatch.mpi.database import database_url, libpq_url, sqlalchemy_url
 from medmatch.mpi.services import MatchingService
 from medmatch.mpi.views import MpiViews
 from medmatch_api.batch import BatchService
@@ -72,7 +72,7 @@ class ApiContext:
         url = sqlalchemy_url(settings.database_url) if settings.database_url else database_url()
         mpi = bootstrap(settings, url=url)
         tokens = VerifiedTokens(TokenStore(mpi.engine), settings.api_token_cache_s)
-        events = EventBus(url.replace("postgresql+psycopg://", "postgresql://"), tokens.forget)
+        events = EventBus(libpq_url(url), tokens.forget)
         batch = BatchService(settings, mpi.engine, _dagster_instance, events.publish)
         return cls(
             settings=settings,

@@ -65,6 +65,7 @@ from medmatch.errors import MedMatchError
 from medmatch.matching.blocking import BLOCKING_KEYS, BlockingKey, DayMonthUnordered, KeyPart
 from medmatch.matching.blocking import key_strings as row_key_strings
 from medmatch.mpi import schema as t
+from medmatch.mpi.database import libpq_url
 from medmatch.mpi.domain import StoredRecord
 from medmatch.mpi.survivorship import FIELDS, MULTI_VALUED, survive
 
@@ -216,10 +217,7 @@ def _connect(engine_or_url: Engine | str) -> psycopg.Connection:
         url = engine_or_url.url.render_as_string(hide_password=False)
     else:
         url = str(engine_or_url)
-    for prefix in ("postgresql+psycopg://", "postgres://"):
-        if url.startswith(prefix):
-            url = "postgresql://" + url[len(prefix) :]
-    return psycopg.connect(url)
+    return psycopg.connect(libpq_url(url))
 
 
 def _one(cur: psycopg.Cursor) -> Any:

@@ -150,6 +150,14 @@ def sqlalchemy_url(url: str) -> str:
     raise MedMatchError("DATABASE_URL must be a postgresql:// URL")
 
 
+def libpq_url(url: str) -> str:
+    """A URL psycopg connects with (SQLAlchemy's `postgresql+psycopg://` spelling undone)."""
+    for prefix in ("postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix) :]
+    return url
+
+
 def with_database(url: str, name: str) -> str:
     """The same server's URL for database `name` (either scheme, query parameters kept)."""
     return re.sub(r"(postgresql(?:\+psycopg)?://[^/]*/)[^?]*", rf"\g<1>{name}", url, count=1)

@@ -1,0 +1,74 @@
+"""Warm PostgreSQL's buffer cache with what a lookup reads, before the API takes traffic.
+
+After a restart or a bulk load, shared_buffers hold none of the MPI. A lookup's candidate
+search then reads its pages from the operating system's cache into buffers never used
+before, and the kernel zeroes each buffer page the first time it is touched: on the 1M
+benchmark database that was about a fifth of PostgreSQL's CPU per lookup through the first
+few thousand lookups (benchmarks/README.md, api.py). `pg_prewarm` reads the relations in one
+sequential pass instead, the indexes a lookup searches first, up to a share of the buffers.
+
+Without the pg_prewarm extension (a managed server that does not offer it, or a role that
+may not create it) nothing is warmed and the API serves as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import psycopg
+
+from medmatch.mpi.database import libpq_url
+
+logger = logging.getLogger(__name__)
+
+EXTENSION = "pg_prewarm"
+# what a lookup reads, most read first: a table's indexes before the table
+LOOKUP_TABLES = ("blocking_keys", "source_records", "record_links", "golden_records")
+
+# the lookup's relations, indexes first, with their size in blocks
+_RELATIONS = """
+SELECT c.oid, c.relname, pg_relation_size(c.oid) / current_setting('block_size')::bigint
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
+LEFT JOIN pg_index i ON i.indexrelid = c.oid
+JOIN pg_class t ON t.oid = coalesce(i.indrelid, c.oid)
+WHERE t.relname = ANY(%s) AND c.relkind IN ('r', 'i')
+ORDER BY c.relkind = 'r', array_position(%s, t.relname::text), c.relname
+"""
+
+
+@dataclass(frozen=True)
+class Prewarmed:
+    blocks: int  # read into shared buffers
+    budget: int  # the most that were allowed (a share of shared_buffers)
+    seconds: float
+
+
+def prewarm(url: str, *, share: float = 0.75) -> Prewarmed | None:
+    """Read the lookup's relations into shared buffers, up to `share` of them; None when the
+    server has no pg_prewarm for us."""
+    started = time.perf_counter()
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        try:
+            conn.execute(f"CREATE EXTENSION IF NOT EXISTS {EXTENSION}")
+        except psycopg.Error as exc:
+            logger.info("buffer cache not warmed: %s unavailable (%s)", EXTENSION, exc.sqlstate)
+            return None
+        (buffers,) = conn.execute(
+            "SELECT setting::bigint FROM pg_settings WHERE name = 'shared_buffers'"
+        ).fetchone() or (0,)
+        budget = left = int(buffers * share)
+        tables = list(LOOKUP_TABLES)
+        for oid, _name, blocks in conn.execute(_RELATIONS, (tables, tables)).fetchall():
+            if left <= 0:
+                break
+            if blocks:
+                take = min(blocks, left)
+                # the first `take` blocks of the main fork, read into shared buffers
+                conn.execute(
+                    "SELECT pg_prewarm(%s::regclass, 'buffer', 'main', 0, %s)", (oid, take - 1)
+                )
+                left -= take
+    return Prewarmed(budget - left, budget, round(time.perf_counter() - started, 2))
