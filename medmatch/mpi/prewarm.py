@@ -46,29 +46,46 @@ class Prewarmed:
     seconds: float
 
 
-def prewarm(url: str, *, share: float = 0.75) -> Prewarmed | None:
-    """Read the lookup's relations into shared buffers, up to `share` of them; None when the
-    server has no pg_prewarm for us."""
+def prewarm(url: str, *, share: float = 0.75, seconds: float = 30.0) -> Prewarmed | None:
+    """Read the lookup's relations into shared buffers, up to `share` of them and for at most
+    `seconds`: a slow disk, or a run holding a table locked, must not hold the API back (it
+    then serves colder). None when the server has no pg_prewarm for us."""
     started = time.perf_counter()
+    budget = left = 0
+
+    def deadline_ms() -> int:
+        return int((started + seconds - time.perf_counter()) * 1000)
+
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        # every statement, the catalog reads too, waits at most until the deadline
         try:
+            if deadline_ms() <= 0:
+                raise psycopg.errors.QueryCanceled("no time left")
+            conn.execute(f"SET statement_timeout = {deadline_ms()}")
             conn.execute(f"CREATE EXTENSION IF NOT EXISTS {EXTENSION}")
+        except psycopg.errors.QueryCanceled:
+            logger.info("buffer cache not warmed: no time left (%s s)", seconds)
+            return Prewarmed(0, 0, round(time.perf_counter() - started, 2))
         except psycopg.Error as exc:
             logger.info("buffer cache not warmed: %s unavailable (%s)", EXTENSION, exc.sqlstate)
             return None
-        (buffers,) = conn.execute(
-            "SELECT setting::bigint FROM pg_settings WHERE name = 'shared_buffers'"
-        ).fetchone() or (0,)
-        budget = left = int(buffers * share)
-        tables = list(LOOKUP_TABLES)
-        for oid, _name, blocks in conn.execute(_RELATIONS, (tables, tables)).fetchall():
-            if left <= 0:
-                break
-            if blocks:
-                take = min(blocks, left)
-                # the first `take` blocks of the main fork, read into shared buffers
-                conn.execute(
-                    "SELECT pg_prewarm(%s::regclass, 'buffer', 'main', 0, %s)", (oid, take - 1)
-                )
-                left -= take
+        try:
+            (buffers,) = conn.execute(
+                "SELECT setting::bigint FROM pg_settings WHERE name = 'shared_buffers'"
+            ).fetchone() or (0,)
+            budget = left = int(buffers * share)
+            tables = list(LOOKUP_TABLES)
+            for oid, _name, blocks in conn.execute(_RELATIONS, (tables, tables)).fetchall():
+                if left <= 0 or deadline_ms() <= 0:
+                    break
+                if blocks:
+                    take = min(blocks, left)
+                    conn.execute(f"SET statement_timeout = {max(deadline_ms(), 1)}")
+                    # the first `take` blocks of the main fork, read into shared buffers
+                    conn.execute(
+                        "SELECT pg_prewarm(%s::regclass, 'buffer', 'main', 0, %s)", (oid, take - 1)
+                    )
+                    left -= take
+        except psycopg.errors.QueryCanceled:
+            logger.info("buffer cache warming stopped after %s s", seconds)
     return Prewarmed(budget - left, budget, round(time.perf_counter() - started, 2))

@@ -1,6 +1,7 @@
 """Warming the buffer cache with the lookup's tables before the API serves (pg_prewarm)."""
 
 import logging
+import time
 
 import psycopg
 import pytest
@@ -79,3 +80,15 @@ def test_without_the_extension_nothing_is_warmed_and_it_says_so(loaded, monkeypa
     with caplog.at_level(logging.INFO, logger=warm.__name__):
         assert warm.prewarm(loaded) is None
     assert "no_such_extension unavailable" in caplog.text
+
+
+def test_warming_stops_at_its_time_limit(loaded):
+    assert warm.prewarm(loaded, seconds=0).blocks == 0
+    # a first batch run holds golden_records: the warm-up reads what it can, then gives up
+    with psycopg.connect(libpq_url(loaded)) as writer:
+        writer.execute("LOCK TABLE golden_records IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        warmed = warm.prewarm(loaded, seconds=1.5)
+        assert time.monotonic() - started < 10
+    assert warmed is not None
+    assert warmed.blocks == 0  # what to read could not be listed: nothing was
