@@ -56,3 +56,28 @@ def test_u_workers_follow_the_setting(monkeypatch):
         assert u_workers() >= 1
     finally:
         get_settings.cache_clear()
+
+
+def test_the_model_settings_name_only_columns_the_features_have(features, caplog):
+    """Training skips Splink's settings validation (it only logs): this holds it instead."""
+    from splink import Linker
+
+    with caplog.at_level(logging.WARNING, logger="splink"):
+        Linker(
+            duckdb_api().register(splink_input(features)),
+            base_settings(),
+            log_level=logging.WARNING,
+            validate_settings=True,
+        )
+    assert "SETTINGS VALIDATION" not in caplog.text
+    broken = base_settings()
+    level = broken["comparisons"][0]["comparison_levels"][1]
+    level["sql_condition"] = level["sql_condition"].replace("first_name", "no_such_column")
+    with caplog.at_level(logging.WARNING, logger="splink"):
+        Linker(
+            duckdb_api().register(splink_input(features)),
+            broken,
+            log_level=logging.WARNING,
+            validate_settings=True,
+        )
+    assert "SETTINGS VALIDATION" in caplog.text
