@@ -39,11 +39,14 @@ _PRIOR_RULES = (
     "l.first_name = r.first_name AND l.last_name = r.last_name AND l.dob = r.dob",
     "l.ssn = r.ssn AND l.dob = r.dob",
 )
-# Each EM session fixes the comparisons in its rule and estimates the others.
+# Each EM session fixes the comparisons in its rule and estimates the others: the two leave
+# every comparison free in at least one. A third session blocked on phone moved no weight
+# but sex's and ssn's disagreement (by 0.7-1 bit) and cost 0.7 s of training at 100K
+# records and 8 s at 1M; the pipeline's F1 was the same without it (0.9946, 0.9947 at 10K
+# and 100K; 0.9925 against 0.9924 at 1M).
 EM_RULES = (
     "l.dob = r.dob",
     "l.first_name = r.first_name AND l.last_name = r.last_name",
-    "l.phone = r.phone",
 )
 
 

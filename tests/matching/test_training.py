@@ -2,9 +2,17 @@
 
 import logging
 
+from medmatch.matching.comparisons import default_comparisons
 from medmatch.matching.engine import duckdb_api
 from medmatch.matching.model import base_settings
-from medmatch.matching.training import U_COST, _shares, estimate_u, splink_input, u_workers
+from medmatch.matching.training import (
+    EM_RULES,
+    U_COST,
+    _shares,
+    estimate_u,
+    splink_input,
+    u_workers,
+)
 
 
 def _u_values(settings):
@@ -81,3 +89,11 @@ def test_the_model_settings_name_only_columns_the_features_have(features, caplog
             validate_settings=True,
         )
     assert "SETTINGS VALIDATION" in caplog.text
+
+
+def test_every_comparison_is_left_free_by_some_em_session():
+    """EM estimates a comparison's m only in a session whose blocking rule leaves it free."""
+    for comparison in default_comparisons():
+        columns = {level.column for level in comparison.levels if level.column}
+        free = [rule for rule in EM_RULES if not any(f"l.{c} " in rule + " " for c in columns)]
+        assert free, comparison.name
