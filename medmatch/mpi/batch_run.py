@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -346,11 +347,19 @@ def write_golden(
             }
             placed = _placement(destination)
             # a first run's survivors are worked out beside the links being written
+            reading = threading.Event()
             survivors = (
-                pool.submit(_first_run_survivors, engine, placed, trust or {}, folder.name)
+                pool.submit(
+                    _first_run_survivors, engine, placed, trust or {}, folder.name, reading
+                )
                 if first and destination
                 else None
             )
+            if survivors is not None:
+                # its export holds source_records before the links lock it (or it failed
+                # first: the run meets its error in result())
+                survivors.add_done_callback(lambda _: reading.set())
+                reading.wait()
             moved = _move_links(cur, job_id, placed, plan.alone, actor)
             lap("move_links")
             step("golden_records", moved, len(destination))
@@ -599,12 +608,18 @@ _RECORD_TYPES = {
 
 
 def _survivors_csv(  # type: ignore[no-untyped-def]
-    cur, export: str, folder: str, trust: Mapping[str, float], golden_of: pa.Table | None
+    cur,
+    export: str,
+    folder: str,
+    trust: Mapping[str, float],
+    golden_of: pa.Table | None,
+    exported: Callable[[], None] = lambda: None,
 ) -> str:
     """Run `export` (a COPY of records as CSV), survive_many over its rows, and write the
     survivors (golden_id, demographics, medical_data, source_count) as CSV; returns its path.
     Without `golden_of` the export's first column is the golden id; with it (record_id,
-    golden_id), the export holds every record and the table says where each one goes."""
+    golden_id), the export holds every record and the table says where each one goes.
+    `exported` is called once the rows are out."""
     import duckdb
     import pyarrow.csv as pacsv
 
@@ -612,6 +627,7 @@ def _survivors_csv(  # type: ignore[no-untyped-def]
     with open(path, "wb") as out, cur.copy(export) as copy:
         for block in copy:
             out.write(block)
+    exported()
     types = _RECORD_TYPES if golden_of is not None else {"golden_id": "VARCHAR", **_RECORD_TYPES}
     spec = ", ".join(f"'{k}': '{v}'" for k, v in types.items())
     terms = "from_json({0}, '[\"VARCHAR\"]') AS {0}"
@@ -637,16 +653,29 @@ def _survivors_csv(  # type: ignore[no-untyped-def]
 
 
 def _first_run_survivors(  # type: ignore[no-untyped-def]
-    engine: Engine, placed: pa.Table, trust: Mapping[str, float], folder: str
+    engine: Engine,
+    placed: pa.Table,
+    trust: Mapping[str, float],
+    folder: str,
+    reading: threading.Event,
 ) -> str:
     """The survivors of a first run, on a connection of its own while the run's transaction
     writes the links: in a first run every record goes where the plan (`placed`) says, so
     its golden record's survivors need no link read back. (source_records is committed data
-    the run does not change.)"""
+    the run does not change.)
+
+    `reading` is set once this side holds source_records for its export: the run's
+    transaction must not take the table first (dropping the links' foreign key locks it
+    exclusively), or this export would wait for that transaction, which waits for it. The
+    lock goes with the export's commit, before the survivors are worked out."""
     raw = _psycopg(engine)
     try:
         with raw.cursor() as cur:
-            return _survivors_csv(cur, _EVERY_RECORD, folder, trust, placed)
+            cur.execute("LOCK TABLE source_records IN ACCESS SHARE MODE")
+            reading.set()
+            return _survivors_csv(
+                cur, _EVERY_RECORD, folder, trust, placed, exported=raw.commit
+            )
     finally:
         raw.close()
 

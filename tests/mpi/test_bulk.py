@@ -1,5 +1,8 @@
 """The COPY-based first load of an empty MPI, with and without a golden record per record."""
 
+import threading
+import time
+
 import pytest
 from sqlalchemy import text
 
@@ -169,6 +172,43 @@ def test_a_first_run_whose_survivors_fail_leaves_the_mpi_as_it_was(
     # and the next run starts from there
     stats = batch_run.run_full(engine, trained, MatchThresholds(), job_id="next-run")
     assert stats["links_moved"] == 400
+    assert _counts(engine)["record_links"] == 400
+
+
+def test_a_first_runs_survivors_starting_late_do_not_deadlock_its_links(
+    engine, uow_factory, records, trained, monkeypatch
+):
+    """The survivors' export must hold source_records before the run's transaction locks it
+    (dropping the links' foreign key): a late export used to wait for that transaction, which
+    waited for the export. CI once hung there for minutes."""
+    demo, medical = records
+    load_records(engine, demo, medical, identities=False)
+    original = batch_run._first_run_survivors
+
+    def late(*args):
+        time.sleep(1.5)  # a busy machine schedules the survivors' thread late
+        return original(*args)
+
+    monkeypatch.setattr(batch_run, "_first_run_survivors", late)
+    outcome: dict = {}
+    run = threading.Thread(
+        target=lambda: outcome.update(
+            batch_run.run_full(engine, trained, MatchThresholds(), job_id="late-survivors")
+        ),
+        daemon=True,
+    )
+    run.start()
+    run.join(60)
+    if run.is_alive():  # deadlocked: free the run's connections, then fail
+        with engine.connect() as conn:
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        pytest.fail("the first run's links and survivors waited for each other")
+    assert outcome["links_moved"] == 400
     assert _counts(engine)["record_links"] == 400
 
 
