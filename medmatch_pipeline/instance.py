@@ -14,15 +14,11 @@ from pathlib import Path
 
 import psycopg
 
-from medmatch.mpi.database import database_url, with_database
+from medmatch.mpi.database import database_url, libpq_url, with_database
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_HOME = Path(".medmatch/dagster")
 DATABASE = "dagster"
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
 
 
 def prepare(home: Path | None = None) -> tuple[Path, str]:
@@ -31,7 +27,7 @@ def prepare(home: Path | None = None) -> tuple[Path, str]:
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
         shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    mpi = _libpq(database_url())
+    mpi = libpq_url(database_url())
     with psycopg.connect(mpi, autocommit=True) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)

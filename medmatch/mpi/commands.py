@@ -42,9 +42,9 @@ def stop() -> None:
 @db_app.command()
 def url() -> None:
     """Print the database URL (starting the embedded server if need be)."""
-    from medmatch.mpi.database import database_url
+    from medmatch.mpi.database import database_url, libpq_url
 
-    out.print(database_url().replace("postgresql+psycopg://", "postgresql://"), soft_wrap=True)
+    out.print(libpq_url(database_url()), soft_wrap=True)
 
 
 @db_app.command()
