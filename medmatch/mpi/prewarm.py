@@ -52,40 +52,50 @@ def prewarm(url: str, *, share: float = 0.75, seconds: float = 30.0) -> Prewarme
     then serves colder). None when the server has no pg_prewarm for us."""
     started = time.perf_counter()
     budget = left = 0
-
-    def deadline_ms() -> int:
-        return int((started + seconds - time.perf_counter()) * 1000)
-
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        # every statement, the catalog reads too, waits at most until the deadline
+
+        def time_left() -> bool:
+            """Whether time is left; the next statement, the catalog reads too, may take it."""
+            ms = int((started + seconds - time.perf_counter()) * 1000)
+            if ms > 0:
+                conn.execute(f"SET statement_timeout = {ms}")
+            return ms > 0
+
         try:
-            if deadline_ms() <= 0:
-                raise psycopg.errors.QueryCanceled("no time left")
-            conn.execute(f"SET statement_timeout = {deadline_ms()}")
-            conn.execute(f"CREATE EXTENSION IF NOT EXISTS {EXTENSION}")
-        except psycopg.errors.QueryCanceled:
-            logger.info("buffer cache not warmed: no time left (%s s)", seconds)
-            return Prewarmed(0, 0, round(time.perf_counter() - started, 2))
-        except psycopg.Error as exc:
-            logger.info("buffer cache not warmed: %s unavailable (%s)", EXTENSION, exc.sqlstate)
-            return None
-        try:
-            (buffers,) = conn.execute(
-                "SELECT setting::bigint FROM pg_settings WHERE name = 'shared_buffers'"
-            ).fetchone() or (0,)
-            budget = left = int(buffers * share)
-            tables = list(LOOKUP_TABLES)
-            for oid, _name, blocks in conn.execute(_RELATIONS, (tables, tables)).fetchall():
-                if left <= 0 or deadline_ms() <= 0:
-                    break
-                if blocks:
+            if time_left() and not _extension_created(conn):
+                return None
+            if time_left():
+                budget = left = int(_shared_buffers(conn) * share)
+                tables = list(LOOKUP_TABLES)
+                for oid, _name, blocks in conn.execute(_RELATIONS, (tables, tables)).fetchall():
+                    if left <= 0 or not time_left():
+                        break
                     take = min(blocks, left)
-                    conn.execute(f"SET statement_timeout = {max(deadline_ms(), 1)}")
-                    # the first `take` blocks of the main fork, read into shared buffers
-                    conn.execute(
-                        "SELECT pg_prewarm(%s::regclass, 'buffer', 'main', 0, %s)", (oid, take - 1)
-                    )
-                    left -= take
+                    if take:  # the first `take` blocks of the main fork, into shared buffers
+                        conn.execute(
+                            "SELECT pg_prewarm(%s::regclass, 'buffer', 'main', 0, %s)",
+                            (oid, take - 1),
+                        )
+                        left -= take
         except psycopg.errors.QueryCanceled:
             logger.info("buffer cache warming stopped after %s s", seconds)
     return Prewarmed(budget - left, budget, round(time.perf_counter() - started, 2))
+
+
+def _extension_created(conn: psycopg.Connection) -> bool:
+    """pg_prewarm in this database; False (and a line in the log) when it cannot be."""
+    try:
+        conn.execute(f"CREATE EXTENSION IF NOT EXISTS {EXTENSION}")
+    except psycopg.errors.QueryCanceled:
+        raise  # out of time: not the same as unavailable
+    except psycopg.Error as exc:
+        logger.info("buffer cache not warmed: %s unavailable (%s)", EXTENSION, exc.sqlstate)
+        return False
+    return True
+
+
+def _shared_buffers(conn: psycopg.Connection) -> int:
+    (buffers,) = conn.execute(
+        "SELECT setting::bigint FROM pg_settings WHERE name = 'shared_buffers'"
+    ).fetchone() or (0,)
+    return int(buffers)
