@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +96,11 @@ class BatchService:
         self._publish = publish or (lambda *_, **__: None)
         self._instance: Any = None
         self._lock = threading.Lock()
+        self._closed = threading.Event()  # set by close(): the watchers stop
+
+    def close(self) -> None:
+        """Stop watching the runs this process launched (the runs themselves go on)."""
+        self._closed.set()
 
     @property
     def instance(self) -> Any:
@@ -127,8 +131,9 @@ class BatchService:
         return run_id
 
     def _watch(self, run_id: str) -> None:
-        """Announce the end of a run this process launched (run_finished on /ws/events)."""
-        while True:
+        """Announce the end of a run this process launched (run_finished on /ws/events),
+        unless the service closes first."""
+        while not self._closed.is_set():
             try:
                 state = self.status(run_id)
             except Exception:  # a storage hiccup: look again
@@ -139,7 +144,7 @@ class BatchService:
                     "run_finished", job_id=run_id, job_type=state.job_type, status=state.status
                 )
                 return
-            time.sleep(WATCH_S)
+            self._closed.wait(WATCH_S)
 
     def partitions(self) -> list[str]:
         return list(self.instance.get_dynamic_partitions(PARTITIONS))

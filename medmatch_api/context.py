@@ -90,4 +90,5 @@ class ApiContext:
         return self.model.service()
 
     def close(self) -> None:
+        self.batch.close()
         self.mpi.engine.dispose()

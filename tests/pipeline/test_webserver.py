@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -126,5 +127,9 @@ def _queued_through_the_webserver(port: int, database_url: str) -> None:
         job_id = batch.launch("full_match")
         status = batch.status(job_id)
         assert instance.get_run_by_id(job_id).status == dg.DagsterRunStatus.QUEUED
+        watcher = next(t for t in threading.enumerate() if t.name == f"watch-{job_id[:8]}")
+        batch.close()  # the run waits for ever: its watcher must not outlive the service
+        watcher.join(5)
+        assert not watcher.is_alive()
     engine.dispose()
     assert status.status == "pending" and status.job_type == "full_match"
