@@ -49,6 +49,7 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check medmatch medmatch_pipeline medmatch_api tests scripts benchmarks
+	$(VENV)/bin/ruff format --check medmatch medmatch_pipeline medmatch_api tests scripts benchmarks
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_matching.py --sizes 10000 100000 1000000

@@ -112,7 +112,6 @@ class TableFeatures:
     fields: dict[str, Column] = field(default_factory=dict)
 
 
-
 def column_values(series: pd.Series) -> Column:
     """A column's values as plain Python objects, None for missing (whatever the dtype)."""
     if isinstance(series.dtype, pd.ArrowDtype):

@@ -349,9 +349,7 @@ def write_golden(
             # a first run's survivors are worked out beside the links being written
             reading = threading.Event()
             survivors = (
-                pool.submit(
-                    _first_run_survivors, engine, placed, trust or {}, folder.name, reading
-                )
+                pool.submit(_first_run_survivors, engine, placed, trust or {}, folder.name, reading)
                 if first and destination
                 else None
             )
@@ -673,9 +671,7 @@ def _first_run_survivors(  # type: ignore[no-untyped-def]
         with raw.cursor() as cur:
             cur.execute("LOCK TABLE source_records IN ACCESS SHARE MODE")
             reading.set()
-            return _survivors_csv(
-                cur, _EVERY_RECORD, folder, trust, placed, exported=raw.commit
-            )
+            return _survivors_csv(cur, _EVERY_RECORD, folder, trust, placed, exported=raw.commit)
     finally:
         raw.close()
 
@@ -709,10 +705,13 @@ def _rebuild_survivorship(  # type: ignore[no-untyped-def]
         # (a golden record of a first run without records would be left out, and its links
         # would fail the foreign key rebuilt after: every new golden record has records)
         target = "golden_records" if insert else "survived"
-        with open(survived, "rb") as source, cur.copy(
-            f"COPY {target} (golden_id, demographics, medical_data, source_count)"
-            " FROM STDIN (FORMAT csv)"
-        ) as copy:
+        with (
+            open(survived, "rb") as source,
+            cur.copy(
+                f"COPY {target} (golden_id, demographics, medical_data, source_count)"
+                " FROM STDIN (FORMAT csv)"
+            ) as copy,
+        ):
             while block := source.read(1 << 20):
                 copy.write(block)
     if insert:

@@ -74,9 +74,7 @@ def _tokens():  # type: ignore[no-untyped-def]
 def token_create(
     role: str = typer.Option(..., help="source, reviewer, operator or admin"),
     name: str = typer.Option(..., help="who or what holds the token (unique)"),
-    source_system: str | None = typer.Option(
-        None, help="bind a source token to one source system"
-    ),
+    source_system: str | None = typer.Option(None, help="bind a source token to one source system"),
 ) -> None:
     """Create a token; it is printed once, alone on the last line."""
     from medmatch.errors import MedMatchError

@@ -116,7 +116,13 @@ def provenance(
 # DuckDB query over an Arrow table. tests/mpi/test_survivorship.py holds the two equal on
 # generated records (ties, blanks, repeated terms, trust); change them together.
 RECORD_COLUMNS = (
-    "golden_id", "id", "source_system", "seen_us", *FIELDS, "conditions", "medications"
+    "golden_id",
+    "id",
+    "source_system",
+    "seen_us",
+    *FIELDS,
+    "conditions",
+    "medications",
 )
 
 

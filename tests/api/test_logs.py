@@ -12,7 +12,10 @@ def test_tokens_in_request_lines_are_redacted():
         '%s - "WebSocket %s" [accepted]', ("127.0.0.1:5", "/ws/events?token=mm_secret&x=1"), None,
     )  # fmt: skip
     assert RedactTokens().filter(record)
-    assert record.getMessage() == '127.0.0.1:5 - "WebSocket /ws/events?token=[redacted]&x=1" [accepted]'
+    assert (
+        record.getMessage()
+        == '127.0.0.1:5 - "WebSocket /ws/events?token=[redacted]&x=1" [accepted]'
+    )
     plain = logging.LogRecord("x", logging.INFO, __file__, 1, "GET /x?token=abc", None, None)
     RedactTokens().filter(plain)
     assert "abc" not in plain.getMessage()

@@ -19,7 +19,10 @@ def _jobs():
     return {
         "dob": (dates, field_normalisers()["date_of_birth"]),
         "last": (people, names.fold),
-        "phone": (["555-0100", "(415) 555-0199", "12", None], partial(field_normalisers()["phone"])),
+        "phone": (
+            ["555-0100", "(415) 555-0199", "12", None],
+            partial(field_normalisers()["phone"]),
+        ),
     }
 
 

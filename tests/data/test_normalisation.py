@@ -26,7 +26,9 @@ def test_ascii_text_has_no_accents_to_strip():
     # what fold's ASCII fast path relies on: no ASCII character decomposes or combines
     every_ascii = "".join(map(chr, range(128)))
     assert names._strip_accents(every_ascii) == every_ascii
-    assert names.fold("Jose O'Brien-Smith") == names.fold("José O'Brien-Smith") == "jose obrien smith"
+    assert (
+        names.fold("Jose O'Brien-Smith") == names.fold("José O'Brien-Smith") == "jose obrien smith"
+    )
 
 
 @pytest.mark.parametrize(

@@ -140,7 +140,13 @@ def test_levels_reached():
     first = default_comparisons()[0]
     labels = [lvl.label for lvl in first.levels]
     got = [labels[first.level_index(a, b)] for a, b in PAIRS]
-    assert got == ["nickname", "jaro-winkler >= 0.92", "swapped with last name", "null", "all other"]
+    assert got == [
+        "nickname",
+        "jaro-winkler >= 0.92",
+        "swapped with last name",
+        "null",
+        "all other",
+    ]
     dob = default_comparisons()[2]
     names = [lvl.label for lvl in dob.levels]
     assert (

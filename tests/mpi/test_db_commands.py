@@ -26,7 +26,9 @@ def test_db_lifecycle(tmp_path, monkeypatch):
             tables = conn.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
             ).fetchone()[0]
-        assert tables == 13  # twelve MPI tables (API tokens and access audit too) and alembic_version
+        assert (
+            tables == 13
+        )  # twelve MPI tables (API tokens and access audit too) and alembic_version
         # a second start reuses the running server
         assert runner.invoke(app, ["db", "start"]).exit_code == 0
         assert "stopped" in runner.invoke(app, ["db", "stop"]).output

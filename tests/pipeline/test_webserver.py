@@ -105,7 +105,10 @@ def test_the_demo_run_is_visible_in_the_ui(tmp_path, monkeypatch, database_url, 
         (repository,) = answer["data"]["repositoriesOrError"]["nodes"]
         status = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
         # on in the demo instance, the nightly full run still off
-        assert status == {"incremental_every_15_minutes": "RUNNING", "nightly_full_match": "STOPPED"}
+        assert status == {
+            "incremental_every_15_minutes": "RUNNING",
+            "nightly_full_match": "STOPPED",
+        }
         _queued_through_the_webserver(port, database_url)
     finally:
         server.terminate()
