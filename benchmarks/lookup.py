@@ -264,12 +264,18 @@ def main() -> None:
     from medmatch.data.models import parse_record
     from medmatch.data.synthetic import generate
     from medmatch.mpi.bulk import load_records
-    from medmatch.mpi.database import sqlalchemy_url, start_embedded, stop_embedded, with_database
+    from medmatch.mpi.database import (
+        libpq_url,
+        sqlalchemy_url,
+        start_embedded,
+        stop_embedded,
+        with_database,
+    )
     from medmatch.mpi.migrate import upgrade
 
     temp = None
     if os.environ.get("DATABASE_URL"):
-        server = os.environ["DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
+        server = libpq_url(os.environ["DATABASE_URL"])
         pg_dir = None
     else:
         if args.pg_dir is None:

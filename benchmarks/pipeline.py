@@ -191,7 +191,7 @@ def main() -> None:
     if args.child:
         child(Path(args.child[0]), Path(args.child[1]))
         return
-    from medmatch.mpi.database import start_embedded, stop_embedded
+    from medmatch.mpi.database import libpq_url, start_embedded, stop_embedded
 
     home = Path(tempfile.mkdtemp(prefix="medmatch-bench-"))
     server = os.environ.get("DATABASE_URL") or start_embedded(home / "pg")
@@ -203,7 +203,7 @@ def main() -> None:
     try:
         for size in args.sizes:
             work = home / str(size)
-            url = server.replace("postgresql+psycopg://", "postgresql://")
+            url = libpq_url(server)
             row = bench_size(size, work, url, anchor=not args.no_anchor)
             print(json.dumps(row), flush=True)
             results["sizes"].append(row)

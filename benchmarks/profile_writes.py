@@ -128,10 +128,10 @@ def main() -> None:
 
     from medmatch.config import get_settings
     from medmatch.mpi import batch_run
-    from medmatch.mpi.database import sqlalchemy_url, start_embedded, with_database
+    from medmatch.mpi.database import libpq_url, sqlalchemy_url, start_embedded, with_database
 
     url = os.environ.get("DATABASE_URL") or start_embedded(args.work / "pg")
-    url = url.replace("postgresql+psycopg://", "postgresql://")
+    url = libpq_url(url)
     if not (args.work / "state.pickle").exists():
         prepare(args.work, args.records, url)
     model, scored = pickle.loads((args.work / "state.pickle").read_bytes())

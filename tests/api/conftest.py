@@ -25,7 +25,7 @@ import uvicorn
 from medmatch.config import MatchThresholds, Settings, get_settings
 from medmatch.data.synthetic import generate
 from medmatch.mpi.access import TokenStore
-from medmatch.mpi.database import make_engine, with_database
+from medmatch.mpi.database import libpq_url, make_engine, with_database
 from tests.mpi.conftest import database_url, server_url  # noqa: F401
 
 ROLES = ("source", "reviewer", "operator", "admin")
@@ -57,13 +57,13 @@ def api_env(database_url, server_url, tmp_path_factory):  # noqa: F811
     instance on its own database, a landing folder with one generated batch."""
     root = tmp_path_factory.mktemp("api")
     dagster_db = f"mm_dagster_{uuid.uuid4().hex[:8]}"
-    plain = server_url.replace("postgresql+psycopg://", "postgresql://")
+    plain = libpq_url(server_url)
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{dagster_db}"')
     landing = root / "landing"
     generate(120, seed=5).write(landing)
     env = {
-        "DATABASE_URL": database_url.replace("postgresql+psycopg://", "postgresql://"),
+        "DATABASE_URL": libpq_url(database_url),
         "DAGSTER_HOME": str(root / "dagster"),
         "DAGSTER_PG_URL": with_database(plain, dagster_db).replace(
             "postgresql://", "postgresql+psycopg2://", 1

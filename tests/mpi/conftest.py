@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from medmatch.mpi.database import (
+    libpq_url,
     make_engine,
     sqlalchemy_url,
     start_embedded,
@@ -46,7 +47,7 @@ def server_url() -> str:
 @pytest.fixture(scope="module")
 def database_url(server_url):
     name = f"mm_test_{uuid.uuid4().hex[:10]}"
-    plain = server_url.replace("postgresql+psycopg://", "postgresql://")
+    plain = libpq_url(server_url)
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = sqlalchemy_url(with_database(plain, name))

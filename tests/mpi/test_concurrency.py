@@ -9,7 +9,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
 from medmatch.matching import PatientMatcher
-from medmatch.mpi.database import make_engine
+from medmatch.mpi.database import libpq_url, make_engine
 from medmatch.mpi.services import GoldenRecordService, MatchingService
 from medmatch.mpi.unit_of_work import SqlAlchemyUnitOfWork, session_factory
 from tests.mpi.test_services import _record
@@ -63,7 +63,7 @@ def test_a_connection_killed_mid_merge_leaves_the_database_unchanged(
             ]
 
     before = snapshot()
-    libpq = database_url.replace("postgresql+psycopg://", "postgresql://")
+    libpq = libpq_url(database_url)
 
     class KilledBeforeCommit(SqlAlchemyUnitOfWork):
         def __enter__(self):
@@ -101,7 +101,7 @@ def test_a_pooled_connection_the_server_closed_is_replaced_on_checkout(
     first = matching.lookup(_record("EHR", "1"))
     with engine.connect() as conn:
         pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
-    libpq = database_url.replace("postgresql+psycopg://", "postgresql://")
+    libpq = libpq_url(database_url)
     with psycopg.connect(libpq, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
     # the pooled connection is dead now; the next lookup gets a new one and succeeds

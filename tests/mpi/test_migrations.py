@@ -5,17 +5,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from medmatch.mpi.database import with_database
+from medmatch.mpi.database import libpq_url, sqlalchemy_url, with_database
 from medmatch.mpi.migrate import downgrade, upgrade
 from medmatch.mpi.schema import Base
 
 
 def test_migrations_match_the_models_and_reverse(server_url):
-    plain = server_url.replace("postgresql+psycopg://", "postgresql://")
+    plain = libpq_url(server_url)
     with psycopg.connect(plain, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS mm_migrations")
         conn.execute("CREATE DATABASE mm_migrations")
-    url = with_database(plain, "mm_migrations").replace("postgresql://", "postgresql+psycopg://")
+    url = sqlalchemy_url(with_database(plain, "mm_migrations"))
     upgrade(url)
     engine = create_engine(url)
     try:
