@@ -128,6 +128,7 @@ class VerifiedTokens:
     ) -> None:
         self.store, self.ttl_s, self.clock = store, ttl_s, clock
         self._known: dict[str, tuple[Principal, float]] = {}
+        self._forgotten = 0  # forget() calls so far: an answer read before one is not kept
 
     def known(self, secret: str) -> Principal | None:
         """The principal of a token verified less than ttl_s ago; None: ask `verify`."""
@@ -136,14 +137,16 @@ class VerifiedTokens:
 
     def forget(self) -> None:
         """A token was revoked somewhere: verify every token again."""
+        self._forgotten += 1
         self._known.clear()
 
     def verify(self, secret: str) -> Principal | None:
         if (principal := self.known(secret)) is not None:
             return principal
-        digest, now = _digest(secret), self.clock()
+        digest, now, forgotten = _digest(secret), self.clock(), self._forgotten
         principal = self.store.verify(secret)
-        if principal is None or self.ttl_s <= 0:
+        # a revocation heard while the query ran may postdate what it read: answered, not kept
+        if principal is None or self.ttl_s <= 0 or forgotten != self._forgotten:
             self._known.pop(digest, None)
             return principal
         if len(self._known) >= self.MAX_ENTRIES:
