@@ -81,6 +81,7 @@ class PatientMatcher:
         adjudicators: Sequence[Adjudicator] | None = None,
         *,
         floor: float = 0.0,
+        explain_below_floor: bool = True,
     ) -> MatchResult:
         """Decide on two feature rows (see `medmatch.data.features`); `adjudicators` replaces
         the matcher's own for this pair (a lookup with a time budget, for instance).
@@ -88,11 +89,28 @@ class PatientMatcher:
         A pair scored below `floor` (`lowest_probability_to_score`: no verdict could lift it
         to the pair floor) is a non-match whatever a hard negative or an adjudicator would
         say, so neither is asked, as a batch run never scores it: only a re-send or an
-        identifier rule can still decide it."""
+        identifier rule can still decide it. With `explain_below_floor=False` such a pair
+        comes without its explanation and evidence (empty), which nobody stores or shows:
+        most of a lookup's candidates, each spared its waterfall and sentence."""
         score = self.scorer.score(left, right)
         weight = score.match_weight
         probability = score.probability
         worth_deciding = probability >= floor or exact_rule(left, right) is not None
+        if not worth_deciding and not explain_below_floor:
+            decision, match_type = decide(probability, self.thresholds)
+            return MatchResult(
+                record_id_1=str(left["unique_id"]),
+                record_id_2=str(right["unique_id"]),
+                is_match=decision is Decision.AUTO_MATCH,
+                confidence=probability,
+                decision=decision,
+                match_type=match_type,
+                stage=Stage.SCORING,
+                match_weight=weight,
+                explanation="",
+                evidence={},
+                model_version=self.model.version,
+            )
         rule = evaluate_rules(left, right) if worth_deciding else None
         stage = Stage.SCORING
         evidence: dict[str, Any] = {

@@ -72,6 +72,28 @@ def test_different_people(matcher):
     assert "differ" in result.explanation
 
 
+def test_a_pair_below_the_floor_may_come_unexplained(matcher):
+    """What a lookup asks of the candidates it neither stores nor shows: the same score and
+    decision, without the waterfall and sentence."""
+    from medmatch.data.features import record_features
+    from medmatch.matching.matcher import as_record
+
+    bob = lookup_body(record_id="c1", name_first="Robert", name_last="Okafor", gender="M")
+    left, right = record_features(as_record(ANN)), record_features(as_record(bob))
+    full = matcher.match_features(left, right, floor=0.5)
+    bare = matcher.match_features(left, right, floor=0.5, explain_below_floor=False)
+    assert full.explanation and full.evidence["waterfall"]
+    assert bare.explanation == "" and bare.evidence == {}
+    assert bare.model_dump(exclude={"explanation", "evidence"}) == full.model_dump(
+        exclude={"explanation", "evidence"}
+    )
+    # at or above the floor, explained all the same
+    kept = matcher.match_features(
+        left, left | {"unique_id": "x"}, floor=0.5, explain_below_floor=False
+    )
+    assert kept.explanation and kept.evidence["waterfall"]
+
+
 def test_rules_decide_and_are_recorded(matcher):
     junior = ANN | {"record_id": "j", "demographics": ANN["demographics"] | {"name_suffix": "Jr"}}
     senior = ANN | {"record_id": "s", "demographics": ANN["demographics"] | {"name_suffix": "Sr"}}

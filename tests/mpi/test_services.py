@@ -238,6 +238,8 @@ def test_a_lookup_stores_the_comparisons_a_batch_run_would(services, engine):
         )
     )
     assert stranger.decision == "new_identity" and stranger.candidates_scored == 1
+    # below the floor, so scored unexplained; the answer shows it explained all the same
+    assert "differ" in stranger.explanation and stranger.stage == "scoring"
     same = matching.lookup(_record("LAB", "3", name_first="Mria"))
     assert same.decision == "auto_match" and same.candidates_scored == 2
     with engine.connect() as conn:
@@ -247,3 +249,38 @@ def test_a_lookup_stores_the_comparisons_a_batch_run_would(services, engine):
     floor = matching.thresholds.pair_floor
     assert {(a, b) for a, b, _ in stored} == {(same.source_record_id, maria.source_record_id)}
     assert all(confidence >= floor for _, _, confidence in stored)
+
+
+def test_a_constrained_pair_is_stored_explained_whatever_its_score(services, engine):
+    """A pair under a reviewer's decision is kept in match_results even below the floor,
+    with its explanation and waterfall like every stored comparison."""
+    from sqlalchemy import text
+
+    from medmatch.data.models import MedicalData
+
+    matching, golden, _ = services
+    maria = matching.lookup(_record("EHR", "1"))
+    stranger = _record(
+        "EHR",
+        "2",
+        name_first="Oluwaseun",
+        name_last="Abernathy-Quist",
+        gender="M",
+        phone="212-555-0987",
+        address_line="400 Elm Road",
+    )
+    other = matching.lookup(stranger)
+    golden.merge([maria.golden_record_id, other.golden_record_id], actor="clerk", reason="same")
+    # sent again, changed: looked up again, under the merge's must-link
+    changed = stranger.model_copy(update={"medical_data": MedicalData(conditions=["asthma"])})
+    again = matching.lookup(changed)
+    assert again.decision == "auto_match"
+    with engine.connect() as conn:
+        explanation, evidence = conn.execute(
+            text(
+                "SELECT explanation, evidence FROM match_results"
+                " WHERE source_record_id = :a AND candidate_record_id = :b"
+            ),
+            {"a": other.source_record_id, "b": maria.source_record_id},
+        ).one()
+    assert "differ" in explanation and evidence["waterfall"][0]["comparison"] == "prior"

@@ -167,7 +167,13 @@ class MatchingService:
         scored: list[tuple[Candidate, MatchResult, Decision]] = []
         for candidate in candidates:
             outcome = self.matcher.match_features(
-                stored.features, candidate.features, judges, floor=self._floor
+                stored.features,
+                candidate.features,
+                judges,
+                floor=self._floor,
+                # a constrained pair is stored whatever its score; the others below the
+                # floor are not (one may still be shown: explained then, below)
+                explain_below_floor=candidate.id in constraints,
             )
             decision = outcome.decision
             kind = constraints.get(candidate.id)
@@ -245,9 +251,7 @@ class MatchingService:
         for golden_id in sorted(touched - {built}):
             mine = locked if locked is not None and locked.golden_id == golden_id else None
             rebuild(uow, golden_id, self.settings.source_trust, locked=mine)
-        shown = (
-            best[1] if best else (max(scored, key=lambda s: s[1].confidence)[1] if scored else None)
-        )
+        shown = best[1] if best else self._closest(stored, scored)
         return LookupResult(
             decision=DB_DECISION[decision],
             source_record_id=stored.id,
@@ -260,6 +264,19 @@ class MatchingService:
             candidates_scored=len(scored),
             review_ids=reviews,
             model_version=self.matcher.model.version,
+        )
+
+    def _closest(
+        self, stored: StoredRecord, scored: Sequence[tuple[Candidate, MatchResult, Decision]]
+    ) -> MatchResult | None:
+        """The closest candidate's result, explained (scored below the floor, it was not)."""
+        if not scored:
+            return None
+        candidate, outcome, _ = max(scored, key=lambda s: s[1].confidence)
+        if outcome.explanation:
+            return outcome
+        return self.matcher.match_features(
+            stored.features, candidate.features, (), floor=self._floor
         )
 
     def _unchanged(self, uow: AbstractUnitOfWork, known: StoredRecord) -> LookupResult:
