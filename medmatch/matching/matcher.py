@@ -96,28 +96,18 @@ class PatientMatcher:
         weight = score.match_weight
         probability = score.probability
         worth_deciding = probability >= floor or exact_rule(left, right) is not None
-        if not worth_deciding and not explain_below_floor:
-            decision, match_type = decide(probability, self.thresholds)
-            return MatchResult(
-                record_id_1=str(left["unique_id"]),
-                record_id_2=str(right["unique_id"]),
-                is_match=decision is Decision.AUTO_MATCH,
-                confidence=probability,
-                decision=decision,
-                match_type=match_type,
-                stage=Stage.SCORING,
-                match_weight=weight,
-                explanation="",
-                evidence={},
-                model_version=self.model.version,
-            )
         rule = evaluate_rules(left, right) if worth_deciding else None
         stage = Stage.SCORING
-        evidence: dict[str, Any] = {
-            "waterfall": waterfall(score.prior_weight, score.hits),
-            "rules": [rule.rule] if rule else [],
-            "model_version": self.model.version,
-        }
+        explained = worth_deciding or explain_below_floor
+        evidence: dict[str, Any] = (
+            {
+                "waterfall": waterfall(score.prior_weight, score.hits),
+                "rules": [rule.rule] if rule else [],
+                "model_version": self.model.version,
+            }
+            if explained
+            else {}
+        )
         medical_similarity = ai_reasoning = None
         if rule is not None:
             stage = Stage.RULES
@@ -152,7 +142,7 @@ class PatientMatcher:
             match_type=match_type,
             stage=stage,
             match_weight=weight,
-            explanation=sentence(score.hits, rule),
+            explanation=sentence(score.hits, rule) if explained else "",
             evidence=evidence,
             medical_similarity=medical_similarity,
             ai_reasoning=ai_reasoning,

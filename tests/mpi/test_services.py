@@ -218,6 +218,19 @@ def test_undo_removes_only_the_constraints_its_operation_added(services, uow_fac
     assert kept == {c.source_record_id: "must_link"}  # the split's cannot-links are gone
 
 
+def _stranger():
+    """Maria's birth date and postcode (a shared key), nothing else in common."""
+    return _record(
+        "EHR",
+        "2",
+        name_first="Oluwaseun",
+        name_last="Abernathy-Quist",
+        gender="M",
+        phone="212-555-0987",
+        address_line="400 Elm Road",
+    )
+
+
 def test_a_lookup_stores_the_comparisons_a_batch_run_would(services, engine):
     """Every decided pair and every comparison at or above the pair floor, as a batch run:
     a candidate that only shares a blocking key is scored but leaves no row."""
@@ -225,18 +238,7 @@ def test_a_lookup_stores_the_comparisons_a_batch_run_would(services, engine):
 
     matching, _, _ = services
     maria = matching.lookup(_record("EHR", "1"))
-    # the same birth date and postcode (a shared key), nothing else in common
-    stranger = matching.lookup(
-        _record(
-            "EHR",
-            "2",
-            name_first="Oluwaseun",
-            name_last="Abernathy-Quist",
-            gender="M",
-            phone="212-555-0987",
-            address_line="400 Elm Road",
-        )
-    )
+    stranger = matching.lookup(_stranger())
     assert stranger.decision == "new_identity" and stranger.candidates_scored == 1
     # below the floor, so scored unexplained; the answer shows it explained all the same
     assert "differ" in stranger.explanation and stranger.stage == "scoring"
@@ -260,15 +262,7 @@ def test_a_constrained_pair_is_stored_explained_whatever_its_score(services, eng
 
     matching, golden, _ = services
     maria = matching.lookup(_record("EHR", "1"))
-    stranger = _record(
-        "EHR",
-        "2",
-        name_first="Oluwaseun",
-        name_last="Abernathy-Quist",
-        gender="M",
-        phone="212-555-0987",
-        address_line="400 Elm Road",
-    )
+    stranger = _stranger()
     other = matching.lookup(stranger)
     golden.merge([maria.golden_record_id, other.golden_record_id], actor="clerk", reason="same")
     # sent again, changed: looked up again, under the merge's must-link
