@@ -1,6 +1,7 @@
 """Training the Fellegi-Sunter model with Splink on DuckDB.
 
-u comes from random sampling (the comparisons shared out over threads), m from EM over
+u comes from random sampling (`u_sampling`: Splink's sample, counted over distinct values,
+the comparisons on every core), m from EM over
 blocking rules that leave each comparison free in at least one session, and m from labelled
 pairs when a reviewer has provided them. Splink is imported here, not at package import:
 library mode stays light until training runs.
@@ -8,10 +9,8 @@ library mode stays light until training runs.
 
 from __future__ import annotations
 
-import copy
 import logging
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -26,6 +25,7 @@ from medmatch.matching.model import (
     base_settings,
     stamp,
 )
+from medmatch.matching.u_sampling import estimate_u
 
 logger = logging.getLogger(__name__)
 
@@ -48,20 +48,6 @@ EM_RULES = (
     "l.dob = r.dob",
     "l.first_name = r.first_name AND l.last_name = r.last_name",
 )
-
-
-# Relative cost of estimating each comparison's u (seconds per 1e6 sampled pairs, measured at
-# 10K records, a linker's own set-up taken out), so the threads get about equal shares.
-U_COST = {
-    "first_name": 0.60,  # the nickname lists' overlap, then two Jaro-Winklers
-    "phone": 0.25,
-    "last_name": 0.20,
-    "dob": 0.19,
-    "address": 0.13,
-    "email": 0.09,
-    "ssn": 0.08,
-    "sex": 0.03,
-}
 
 
 def splink_input(features: pd.DataFrame) -> pd.DataFrame:
@@ -91,18 +77,6 @@ def u_workers() -> int:
     return get_settings().training_u_workers or available_cores()
 
 
-def _shares(names: Sequence[str], workers: int) -> list[list[int]]:
-    """Comparison indices in `workers` groups of about equal U_COST, costliest first."""
-    groups: list[list[int]] = [[] for _ in range(max(1, min(workers, len(names))))]
-    load = [0.0] * len(groups)
-    costs = [U_COST.get(name, 0.1) for name in names]
-    for i in sorted(range(len(names)), key=lambda i: -costs[i]):
-        lightest = load.index(min(load))
-        groups[lightest].append(i)
-        load[lightest] += costs[i]
-    return [sorted(g) for g in groups if g]
-
-
 def _linker(features: pd.DataFrame, settings: dict[str, Any]) -> Any:
     """A Splink linker over the records, on a DuckDB connection of its own."""
     from splink import Linker
@@ -113,50 +87,6 @@ def _linker(features: pd.DataFrame, settings: dict[str, Any]) -> Any:
     # level's SQL to do so (~0.06 s a linker, three per training, two of them in the u
     # threads under one GIL): skipped, and held by a test instead
     return Linker(frame, settings, log_level=logging.ERROR, validate_settings=False)
-
-
-def estimate_u(
-    features: pd.DataFrame,
-    settings: dict[str, Any],
-    *,
-    max_pairs: float,
-    seed: int,
-    workers: int = 1,
-) -> dict[str, Any]:
-    """`settings` with every comparison's u estimated by Splink's random sampling.
-
-    Splink estimates u one comparison at a time, each over the cross join of the same
-    sample of records (~1,400 rows for 1e6 pairs), which DuckDB runs on one core: that
-    sample is one morsel of work. The comparisons are independent and the sample is a pure
-    function of the unique ids and the seed, so each thread estimates its share of the
-    comparisons with a linker of its own, on its own connection: the same u values as one
-    linker, on every core."""
-    names = [c["output_column_name"] for c in settings["comparisons"]]
-
-    def share(indices: list[int]) -> list[dict[str, Any]]:
-        part = copy.deepcopy(settings)
-        part["comparisons"] = [part["comparisons"][i] for i in indices]
-        linker = _linker(features, part)
-        linker.training.estimate_u_using_random_sampling(
-            max_pairs=max_pairs, seed=seed, min_count_per_level=None, num_chunks=1
-        )
-        return linker.misc.save_model_to_json()["comparisons"]
-
-    groups = _shares(names, workers)
-    with ThreadPoolExecutor(len(groups)) as pool:
-        estimated = list(pool.map(share, groups))
-    out = copy.deepcopy(settings)
-    for indices, comparisons in zip(groups, estimated, strict=True):
-        for i, trained in zip(indices, comparisons, strict=True):
-            for level, learnt in zip(
-                out["comparisons"][i]["comparison_levels"],
-                trained["comparison_levels"],
-                strict=True,
-            ):
-                # a level the sample never reached has no u (Splink leaves it out)
-                if "u_probability" in learnt:
-                    level["u_probability"] = learnt["u_probability"]
-    return out
 
 
 def _fill_untrained(settings: dict[str, Any]) -> list[str]:
@@ -215,7 +145,11 @@ def train_model(
     u from 1e6 random pairs (Splink's default): at 10K and 100K records the pipeline's F1
     was the same to four places as with 2e6, in half the sampling time."""
     with_u = estimate_u(
-        features, base_settings(), max_pairs=max_pairs_u, seed=seed, workers=u_workers()
+        splink_input(features),
+        base_settings(),
+        max_pairs=max_pairs_u,
+        seed=seed,
+        workers=u_workers(),
     )
     linker = _linker(features, with_u)
     training = linker.training

@@ -1,18 +1,14 @@
-"""u estimated in threads, one share of the comparisons each, equals one linker's u."""
+"""u counted over distinct values equals Splink's own random sampling; training settings."""
 
 import logging
+
+import pytest
 
 from medmatch.matching.comparisons import default_comparisons
 from medmatch.matching.engine import duckdb_api
 from medmatch.matching.model import base_settings
-from medmatch.matching.training import (
-    EM_RULES,
-    U_COST,
-    _shares,
-    estimate_u,
-    splink_input,
-    u_workers,
-)
+from medmatch.matching.training import EM_RULES, splink_input, u_workers
+from medmatch.matching.u_sampling import estimate_u
 
 
 def _u_values(settings):
@@ -22,34 +18,35 @@ def _u_values(settings):
     ]
 
 
-def test_threads_estimate_the_u_one_linker_does(features):
+def _splink_u(records, max_pairs, seed):
     from splink import Linker
 
-    linker = Linker(
-        duckdb_api().register(splink_input(features)), base_settings(), log_level=logging.ERROR
-    )
+    linker = Linker(duckdb_api().register(records), base_settings(), log_level=logging.ERROR)
     linker.training.estimate_u_using_random_sampling(
-        max_pairs=2e5, seed=5, min_count_per_level=None, num_chunks=1
+        max_pairs=max_pairs, seed=seed, min_count_per_level=None, num_chunks=1
     )
-    sequential = linker.misc.save_model_to_json()
+    return linker.misc.save_model_to_json()
 
+
+@pytest.mark.parametrize(
+    ("records", "max_pairs", "workers"),
+    [
+        (None, 2e5, 3),  # a sample of the records, three threads
+        (None, 2e5, 1),
+        (300, 1e6, 2),  # fewer pairs than asked for: every record is in the sample
+    ],
+)
+def test_u_by_values_is_splinks_u(features, records, max_pairs, workers):
+    table = splink_input(features)
+    if records is not None:
+        table = table.head(records)
     given = base_settings()
-    threaded = estimate_u(features, given, max_pairs=2e5, seed=5, workers=3)
-    assert _u_values(threaded) == _u_values(sequential)
+    by_values = estimate_u(table, given, max_pairs=max_pairs, seed=5, workers=workers)
+    assert _u_values(by_values) == _u_values(_splink_u(table, max_pairs, seed=5))
     # (a level the sample never reaches, as a swapped surname, has no u either way)
-    assert sum(u is not None for levels in _u_values(threaded) for u in levels[1:]) > 20
+    assert sum(u is not None for levels in _u_values(by_values) for u in levels[1:]) > 15
     # the settings passed in are left as they were
     assert given == base_settings()
-
-
-def test_shares_balance_the_cost_and_cover_every_comparison():
-    names = [c["output_column_name"] for c in base_settings()["comparisons"]]
-    groups = _shares(names, 2)
-    assert sorted(i for g in groups for i in g) == list(range(len(names)))
-    costs = [sum(U_COST[names[i]] for i in g) for g in groups]
-    assert max(costs) - min(costs) <= U_COST["first_name"] / 2
-    assert _shares(names, 1) == [list(range(len(names)))]
-    assert len(_shares(names[:2], 8)) == 2  # never more threads than comparisons
 
 
 def test_u_workers_follow_the_setting(monkeypatch):
