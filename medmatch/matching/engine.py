@@ -8,17 +8,22 @@ from typing import Any
 from medmatch.config import get_settings
 
 
-def duckdb_api() -> Any:
-    """A Splink DuckDBAPI on a fresh in-memory connection with MedMatch's memory limit."""
+def duckdb_connection() -> Any:
+    """A fresh in-memory DuckDB connection with MedMatch's memory limit."""
     import duckdb
-    from splink import DuckDBAPI
 
     settings = get_settings()
-    connection = duckdb.connect(
+    return duckdb.connect(
         config={
             "memory_limit": settings.duckdb_memory_limit,
             "temp_directory": settings.duckdb_temp_directory or tempfile.gettempdir(),
             "preserve_insertion_order": False,
         }
     )
-    return DuckDBAPI(connection=connection)
+
+
+def duckdb_api() -> Any:
+    """A Splink DuckDBAPI on a fresh connection (`duckdb_connection`)."""
+    from splink import DuckDBAPI
+
+    return DuckDBAPI(connection=duckdb_connection())

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from medmatch.matching.engine import duckdb_api
+from medmatch.matching.engine import duckdb_connection
 
 SAMPLE = "__medmatch_u_sample"
 
@@ -39,11 +39,11 @@ def estimate_u(
     `max_pairs` random pairs of `records`, as Splink's random sampling with
     `min_count_per_level=None, num_chunks=1` would. A level no sampled pair reaches keeps
     no u (Splink leaves it out too)."""
+    from splink.internals.dialects import SplinkDialect
     from splink.internals.estimate_u import _rows_needed_for_n_pairs
     from splink.internals.settings_creator import SettingsCreator
 
-    db = duckdb_api()
-    dialect = db.sql_dialect
+    dialect = SplinkDialect.from_string("duckdb")
     splink_settings = SettingsCreator.from_path_or_dict(copy.deepcopy(settings)).get_settings(
         dialect.sql_dialect_str
     )
@@ -52,25 +52,26 @@ def estimate_u(
         for level in comparison.comparison_levels:
             level._tf_adjustment_column = None  # u ignores term frequencies, as in Splink
 
-    connection = db._con
-    connection.register("__medmatch_u_records", records)
-    share = min(1.0, _rows_needed_for_n_pairs(max_pairs) / max(len(records), 1))
-    uid_columns = splink_settings.column_info_settings.unique_id_input_columns
-    sampled = dialect.proportion_sample_sql(share, uid_columns, seed=seed)
-    # a table, not a view: the other cursors see it
-    connection.execute(
-        f"CREATE TABLE {SAMPLE} AS SELECT * FROM __medmatch_u_records WHERE 1=1 {sampled}"
-    )
-
-    def counts(comparison: Any) -> dict[int, int]:
-        return dict(connection.cursor().execute(_counts_sql(comparison)).fetchall())
-
-    # costliest first (most levels), so the last comparison to start is a cheap one
-    order = sorted(comparisons, key=lambda c: -len(c.comparison_levels))
-    with ThreadPoolExecutor(max(1, min(workers, len(order)))) as pool:
-        by_name = dict(
-            zip((c.output_column_name for c in order), pool.map(counts, order), strict=True)
+    with duckdb_connection() as connection:
+        connection.register("__medmatch_u_records", records)
+        share = min(1.0, _rows_needed_for_n_pairs(max_pairs) / max(len(records), 1))
+        uid_columns = splink_settings.column_info_settings.unique_id_input_columns
+        sampled = dialect.proportion_sample_sql(share, uid_columns, seed=seed)
+        # a table, not a view: the other cursors see it
+        connection.execute(
+            f"CREATE TABLE {SAMPLE} AS SELECT * FROM __medmatch_u_records WHERE 1=1 {sampled}"
         )
+
+        def counts(comparison: Any) -> dict[int, int]:
+            with connection.cursor() as cursor:
+                return dict(cursor.execute(_counts_sql(comparison)).fetchall())
+
+        # costliest first (most levels), so the last comparison to start is a cheap one
+        order = sorted(comparisons, key=lambda c: -len(c.comparison_levels))
+        with ThreadPoolExecutor(max(1, min(workers, len(order)))) as pool:
+            by_name = dict(
+                zip((c.output_column_name for c in order), pool.map(counts, order), strict=True)
+            )
 
     out = copy.deepcopy(settings)
     for comparison, spec in zip(comparisons, out["comparisons"], strict=True):
