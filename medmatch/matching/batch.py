@@ -255,8 +255,14 @@ def _decide(
     """decide_pairs' loop over some of its scored pairs: the pairs kept; the hard negatives
     go to `cannot`, who was asked to `tally`."""
     out: list[tuple] = []
+    sentences: dict[tuple, str] = {}  # per comparison vector: a few hundred of them
     for a, b, probability, mw, candidate, *gammas in records:
-        text = levels_sentence(tuple(lab[int(g)] for lab, g in zip(labels, gammas, strict=True)))
+        vector = tuple(gammas)
+        text = sentences.get(vector)
+        if text is None:
+            text = sentences[vector] = levels_sentence(
+                tuple(lab[int(g)] for lab, g in zip(labels, gammas, strict=True))
+            )
         may_fire = candidate or (a, b) in resent
         rule = evaluate_rules(rows[a], rows[b]) if may_fire else None
         verdict = None
