@@ -11,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from medmatch.errors import InvalidValueError
 from medmatch.parallel import available_cores, can_fork, fork_map
 
@@ -28,10 +32,8 @@ def map_distinct(
     """For each job `name: (values, fn)`: fn over every distinct non-null value once, as a
     column (None stays None), and the values fn refused (InvalidValueError: None in the
     column). All jobs share one pool of `workers` processes (default: the cores)."""
-    distinct = {
-        name: [v for v in dict.fromkeys(values) if v is not None]
-        for name, (values, _) in jobs.items()
-    }
+    found = {name: _distinct(values) for name, (values, _) in jobs.items()}
+    distinct = {name: values for name, (values, _) in found.items()}
     workers = workers or available_cores()
     total = sum(map(len, distinct.values()))
     small = total < (MIN_PARALLEL if min_parallel is None else min_parallel)
@@ -42,9 +44,35 @@ def map_distinct(
     out = {}
     for name, (values, _) in jobs.items():
         mapped, refused = answers[name]
-        lookup = dict(zip(distinct[name], mapped, strict=True))
-        out[name] = ([None if v is None else lookup[v] for v in values], refused)
+        out[name] = (_spread(values, distinct[name], mapped, found[name][1]), refused)
     return out
+
+
+def _distinct(values: Column) -> tuple[list[Any], np.ndarray | None]:
+    """The distinct non-null values, first seen first, and for a column of strings each
+    value's position among them (None's: one past the last), found by Arrow in C: with a
+    dict, finding them and then each value's answer took a quarter of a 100K-record table's
+    normalisation, in one process whatever the workers."""
+    try:
+        array = pa.array(values, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not strings: hashed in Python
+        return [v for v in dict.fromkeys(values) if v is not None], None
+    unique = pc.drop_null(pc.unique(array))
+    positions = pc.fill_null(pc.index_in(array, value_set=unique), len(unique))
+    return unique.to_pylist(), positions.to_numpy()
+
+
+def _spread(
+    values: Column, distinct: list[Any], mapped: Column, positions: np.ndarray | None
+) -> Column:
+    """Each value's answer (None for None), from the answers of the distinct values."""
+    if positions is None:
+        lookup = dict(zip(distinct, mapped, strict=True))
+        return [None if v is None else lookup[v] for v in values]
+    answers = np.empty(len(mapped) + 1, dtype=object)  # the last one None: None's answer
+    for i, answer in enumerate(mapped):  # one by one: a list answer must stay one object
+        answers[i] = answer
+    return answers[positions].tolist()  # type: ignore[no-any-return]
 
 
 def _apply(fn: Callable[[Any], Any], values: Sequence[Any]) -> tuple[Column, set[Any]]:

@@ -71,3 +71,23 @@ def test_table_features_are_the_same_on_every_core(monkeypatch, pooled):
     assert parallel.fields == serial.fields
     assert parallel.warning_counts == serial.warning_counts
     assert [w.record_id for w in parallel.warnings] == [w.record_id for w in serial.warnings]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["b", None, "a", "b", "a", None],  # strings: Arrow finds the distinct values
+        [2, None, 1, 2, 1, None],  # anything else: a dict does
+    ],
+)
+def test_every_value_gets_its_distinct_values_answer(values):
+    calls = []
+
+    def listed(value):
+        calls.append(value)
+        return [value, value]  # a list answer stays one list, not spread over the column
+
+    column, refused = distinct.map_distinct({"": (values, listed)}, workers=1)[""]
+    assert column == [None if v is None else [v, v] for v in values]
+    assert calls == [values[0], values[2]]  # once per distinct value, first seen first
+    assert refused == set()
