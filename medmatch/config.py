@@ -86,8 +86,8 @@ class Settings(BaseSettings):
         ge=1,
         le=64,
         description="forked processes for a batch run's rules and offline adjudicator (from"
-        " 50K scored pairs): about twice as fast on two cores, about 1.5 GiB more memory per"
-        " million records; unset: every core up to 500K scored pairs, one process beyond",
+        " 50K scored pairs): faster on more cores, each worker holding one chunk of pairs at a"
+        " time; unset: every core",
     )
     lookup_ai_budget_s: float = Field(
         5.0, gt=0, description="time the adjudicators may take per lookup; past it: review"

@@ -42,10 +42,6 @@ Progress = Callable[[str, float], None]
 # scored pairs: from here on, deciding them on every core saves more than forking costs
 # (107K pairs of a 100K-record run: 6.7 -> 3.6 s on two cores)
 MIN_PARALLEL_PAIRS = 50_000
-# unless told how many workers, fork only up to here: each worker copies the Python rows it
-# touches. A 100K-record run scores ~110K pairs; a 1M run's pairs forked took its process
-# tree's peak from 4.75 to 6.0 GiB, the whole of its budget
-AUTO_PARALLEL_MAX_PAIRS = 500_000
 DECIDE_CHUNK = 100_000  # scored pairs turned into Python objects at a time
 
 
@@ -153,9 +149,9 @@ def decide_pairs(
     """Apply rules, the adjudicators' evidence and thresholds to every scored pair; returns
     the pairs at or above the floor and the hard negatives. `tally` counts who was asked.
     `workers` > 1 splits the pairs between forked processes (from MIN_PARALLEL_PAIRS, and
-    when every adjudicator is forkable): faster, but each worker holds its own Python copy
-    of the rows it reads (~1.5 GiB more per million records with two). `workers=None`:
-    every core up to AUTO_PARALLEL_MAX_PAIRS, one process beyond."""
+    when every adjudicator is forkable); `workers=None`: every core. A worker holds Python
+    copies of one chunk's pairs and rows at a time (a 1M run's tree peaked at 4.3 GiB forked
+    on two cores, 4.7 GiB in one process)."""
     tally = tally if tally is not None else Tally()
     weights = model.level_weights()
     comps = model.comparisons
@@ -188,21 +184,12 @@ def decide_pairs(
     ]
 
     def decide_span(index: int, spans: int = 1) -> tuple[list[list], list[tuple[str, str]], Tally]:
-        """One span of the scored pairs, with the feature rows it reads: in a forked worker,
-        the span's share of turning pandas columns into Python objects happens there too.
-        The pairs become Python tuples a chunk at a time (a tuple per pair is ~0.4 KB: a
-        million pairs at once held ~1 GB more), and columns come back, not rows."""
+        """One span of the scored pairs: in a forked worker, turning pandas columns into
+        Python objects happens there too. The pairs and the feature rows they read become
+        Python objects a chunk at a time (a tuple per pair is ~0.4 KB, a record's row ~1 KB:
+        a 1M run's rows at once held ~1.5 GB per worker), and columns come back, not rows."""
         size = -(-len(scored) // spans)
         part = scored.iloc[index * size : (index + 1) * size]
-        ids = zip(part["unique_id_l"].tolist(), part["unique_id_r"].tolist(), strict=True)
-        if adjudicators:
-            involved = {x for pair in ids for x in pair}
-        else:
-            flags = part["rule_candidate"].tolist()
-            involved = {
-                x for pair, f in zip(ids, flags, strict=True) if f or pair in resent for x in pair
-            }
-        rows = feature_rows(features, involved)
         by_column: list[list] = [[] for _ in PAIR_COLUMNS]
         cannot: list[tuple[str, str]] = []
         counts = Tally()
@@ -210,13 +197,14 @@ def decide_pairs(
             chunk = part.iloc[start : start + DECIDE_CHUNK]
             # plain Python lists: iterating pandas (Arrow-backed) columns costs ~30x more
             records = list(zip(*(chunk[c].tolist() for c in columns), strict=True))
+            rows = feature_rows(features, _involved(records, bool(adjudicators), resent))
             out = _decide(records, rows, labels, resent, thresholds, adjudicators, cannot, counts)
             for column, values in zip(by_column, zip(*out, strict=True), strict=False):
                 column += values  # zip(*out) is empty when the chunk kept no pair
         return by_column, cannot, counts
 
     if workers is None:
-        workers = available_cores() if len(scored) <= AUTO_PARALLEL_MAX_PAIRS else 1
+        workers = available_cores()
     workers = min(workers, available_cores())
     if (
         len(scored) >= MIN_PARALLEL_PAIRS
@@ -240,6 +228,18 @@ def decide_pairs(
         for column, value in zip(out, row, strict=True):
             column.append(value)
     return pd.DataFrame(dict(zip(PAIR_COLUMNS, out, strict=True))), cannot
+
+
+def _involved(
+    records: Sequence[tuple], adjudicated: bool, resent: set[tuple[str, str]]
+) -> set[str]:
+    """The records whose feature rows `_decide` reads for these scored pairs: every one when
+    an adjudicator may be asked, else those of the pairs a rule may fire on."""
+    if adjudicated:
+        return {x for a, b, *_ in records for x in (a, b)}
+    return {
+        x for a, b, _, _, candidate, *_ in records if candidate or (a, b) in resent for x in (a, b)
+    }
 
 
 def _decide(

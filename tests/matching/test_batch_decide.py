@@ -56,9 +56,7 @@ def test_an_adjudicator_that_is_not_forkable_keeps_the_work_here(
     assert len(pairs) > 0 and counts["ai_offline_asked"] > 0
 
 
-def test_unset_workers_fork_on_every_core_only_while_the_run_is_small(
-    monkeypatch, scored, features, trained
-):
+def test_unset_workers_fork_on_every_core(monkeypatch, scored, features, trained):
     judges = (ClinicalAdjudicator(),)
     here = _decide(scored, features, trained, judges)
     forks = []
@@ -69,7 +67,30 @@ def test_unset_workers_fork_on_every_core_only_while_the_run_is_small(
     monkeypatch.setattr(batch, "fork_map", lambda *a: forks.append(a[1:]) or fork_map(*a))
     assert _decide(scored, features, trained, judges, workers=None)[0].equals(here[0])
     assert forks == [(2, 2)]
-    # past the bound, the forked copies would cost too much memory: one process
-    monkeypatch.setattr(batch, "AUTO_PARALLEL_MAX_PAIRS", len(scored) - 1)
-    assert _decide(scored, features, trained, judges, workers=None)[0].equals(here[0])
-    assert forks == [(2, 2)]
+
+
+@pytest.mark.parametrize("judges", [(), (ClinicalAdjudicator(),)], ids=["rules", "adjudicated"])
+def test_feature_rows_are_read_a_chunk_at_a_time(monkeypatch, scored, features, trained, judges):
+    """A worker holds one chunk's feature rows, not its whole span's: the same decisions,
+    read in pieces no larger than a chunk's records."""
+    here = _decide(scored, features, trained, judges)
+    chunk = len(scored) // 4 + 1
+    read = []
+    feature_rows = batch.feature_rows
+    monkeypatch.setattr(batch, "DECIDE_CHUNK", chunk)
+    monkeypatch.setattr(
+        batch, "feature_rows", lambda f, ids: read.append(ids) or feature_rows(f, ids)
+    )
+    there = _decide(scored, features, trained, judges)
+    assert there[0].equals(here[0]) and there[1] == here[1] and there[2] == here[2]
+    chunks = read[:-1]  # the last read is for the pairs sent twice, scored or not
+    assert len(chunks) == 4 and all(0 < len(ids) <= 2 * chunk for ids in chunks)
+    if judges:  # an adjudicator may be asked about any pair: every pair's records are read
+        everyone = set(scored["unique_id_l"]) | set(scored["unique_id_r"])
+        assert set().union(*chunks) == everyone
+    else:  # only the pairs a rule may fire on
+        candidates = scored[scored["rule_candidate"]]
+        assert set(candidates["unique_id_l"]) <= set().union(*chunks)
+        assert len(set().union(*chunks)) < len(
+            set(scored["unique_id_l"]) | set(scored["unique_id_r"])
+        )
