@@ -49,7 +49,6 @@ PARTITIONS = "landing_batches"
 TERMINAL = ("completed", "failed")
 # the batch_jobs mirror speaks the pipeline's words
 MIRROR = {"pending": "queued", "running": "running", "completed": "succeeded", "failed": "failed"}
-ERROR_CHARS = 500
 WATCH_S = 1.0
 
 
@@ -252,6 +251,9 @@ class BatchService:
         return out, page.cursor or cursor
 
     def _error(self, job_id: str) -> str:
+        """Where the run failed and the exception's class, never its message: a database
+        error's message may quote the row it refused (patient data). The whole error is in
+        the run's log in the Dagster UI, for the operators who may read it."""
         from dagster import DagsterEventType
 
         failures = self.instance.get_records_for_run(
@@ -261,8 +263,11 @@ class BatchService:
             event = record.event_log_entry.dagster_event
             error = getattr(event.event_specific_data, "error", None)
             if error is not None:
-                return f"{event.step_key or 'run'}: {error.cls_name}: {error.message}"[:ERROR_CHARS]
-        return failures[0].event_log_entry.message[:ERROR_CHARS] if failures else "run failed"
+                while error.cls_name.startswith("Dagster") and error.cause is not None:
+                    error = error.cause  # Dagster's wrapper: the class is the step's own error
+                where = event.step_key or "run"
+                return f"{where}: {error.cls_name} (the run's log in the Dagster UI has the rest)"
+        return "run failed (the run's log in the Dagster UI has the reason)"
 
     # -- the batch_jobs mirror -----------------------------------------------------------
     def _mirror_new(self, run_id: str, job_type: str, partition: str | None) -> None:

@@ -4,19 +4,44 @@ a validation error names the field, never the value."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 GOLDEN_ID = r"^GR-\d{6,12}$"
 GoldenId = Annotated[str, Field(pattern=GOLDEN_ID, examples=["GR-000001"])]
 RecordId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+JOB_ID = r"^[A-Za-z0-9-]{1,64}$"  # a Dagster run id
 Text = Field(None, max_length=200)
+_LINE_BREAKS = frozenset("\t\n\r")
+
+
+def printable(value: str) -> str:
+    """Refuse control characters (PostgreSQL cannot store NUL in text; the others have no
+    place in a name or a note) and lone surrogates (not encodable as UTF-8)."""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs") and char not in _LINE_BREAKS:
+            raise ValueError("must not hold control characters")
+    return value
+
+
+PrintableQuery = AfterValidator(printable)
 
 
 class Strict(BaseModel):
+    """A request body: unknown fields refused, every string printable."""
+
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _printable(cls, value: Any) -> Any:
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                printable(text)
+        return value
 
 
 # -- records -----------------------------------------------------------------------------
@@ -40,9 +65,12 @@ class DemographicsIn(Strict):
     mrn: str | None = Field(None, max_length=64)
 
 
+MedicalTerm = Annotated[str, Field(max_length=200)]
+
+
 class MedicalIn(Strict):
-    conditions: list[str] = Field(default_factory=list, max_length=200)
-    medications: list[str] = Field(default_factory=list, max_length=200)
+    conditions: list[MedicalTerm] = Field(default_factory=list, max_length=200)
+    medications: list[MedicalTerm] = Field(default_factory=list, max_length=200)
 
 
 class RecordIn(Strict):

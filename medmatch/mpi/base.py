@@ -191,6 +191,10 @@ class MatchRepository(abc.ABC):
     def constraints_for(self, record_id: int, others: Iterable[int]) -> dict[int, str]:
         """other record id -> constraint kind, for the pairs (record_id, other)."""
 
+    @abc.abstractmethod
+    def must_linked(self, record_id: int) -> bool:
+        """Whether a human tied this record to another (a must-link with any record)."""
+
 
 class ReviewRepository(abc.ABC):
     @abc.abstractmethod

@@ -376,6 +376,12 @@ class FileMatches(_Repository, base.MatchRepository):
                 found[other] = row["kind"]
         return found
 
+    def must_linked(self, record_id: int) -> bool:
+        return any(
+            row["kind"] == "must_link" and str(record_id) in key.split(":")
+            for key, row in self.s["constraints"].items()
+        )
+
 
 def _review(row: dict[str, Any]) -> Review:
     return Review(

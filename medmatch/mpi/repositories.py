@@ -634,6 +634,14 @@ _CONSTRAINTS_FOR = select(_ONE, _TWO, _CONSTRAINT.c.kind).where(
     ((_ONE == bindparam("record_id")) & (_TWO == _OTHERS))
     | ((_TWO == bindparam("record_id")) & (_ONE == _OTHERS))
 )
+_MUST_LINKED = select(
+    select(_ONE)
+    .where(
+        (_CONSTRAINT.c.kind == "must_link")
+        & ((_ONE == bindparam("record_id")) | (_TWO == bindparam("record_id")))
+    )
+    .exists()
+)
 
 
 class SqlMatches(base.MatchRepository):
@@ -716,6 +724,9 @@ class SqlMatches(base.MatchRepository):
             return {}
         rows = execute(self.session, _CONSTRAINTS_FOR, {"record_id": record_id, "others": others})
         return {(b if a == record_id else a): kind for a, b, kind in rows}
+
+    def must_linked(self, record_id: int) -> bool:
+        return bool(self.session.execute(_MUST_LINKED, {"record_id": record_id}).scalar_one())
 
 
 def _review(row: t.ReviewItem) -> Review:

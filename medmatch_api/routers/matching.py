@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, status
 
 from medmatch_api.deps import Context, Operator, Reader, Submitter
 from medmatch_api.schemas import (
+    JOB_ID,
     BatchAccepted,
     BatchIn,
     BatchStatus,
@@ -18,7 +19,7 @@ from medmatch_api.schemas import (
 from medmatch_api.shapes import look_up
 
 router = APIRouter(prefix="/matching", tags=["matching"])
-JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+JobId = Annotated[str, Path(pattern=JOB_ID)]
 
 
 @router.post("/lookup", response_model=LookupOut)

@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, st
 
 from medmatch.mpi.access import Principal
 from medmatch_api.deps import Context, Submitter, authenticate
-from medmatch_api.schemas import LookupOut, PatientCreated, PatientOut, PatientPage, RecordIn
+from medmatch_api.schemas import (
+    LookupOut,
+    PatientCreated,
+    PatientOut,
+    PatientPage,
+    PrintableQuery,
+    RecordIn,
+)
 from medmatch_api.shapes import look_up, may_read_patient, patient_out
 
 router = APIRouter(prefix="/patients", tags=["patients"])
@@ -49,8 +56,10 @@ def list_patients(
         int, Query(ge=0, le=2**63 - 1, description="next_cursor of the previous page")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    source_system: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
-    external_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    source_system: Annotated[
+        str | None, Query(min_length=1, max_length=100), PrintableQuery
+    ] = None,
+    external_id: Annotated[str | None, Query(min_length=1, max_length=200), PrintableQuery] = None,
     golden_record_id: Annotated[str | None, Query(pattern=r"^GR-\d{6,12}$")] = None,
     updated_since: Annotated[datetime | None, Query()] = None,
 ) -> PatientPage:

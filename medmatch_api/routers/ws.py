@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
@@ -12,6 +13,7 @@ from medmatch.errors import NotFoundError
 from medmatch.mpi.access import Principal
 from medmatch_api.batch import TERMINAL, run_progress
 from medmatch_api.context import ApiContext
+from medmatch_api.schemas import JOB_ID
 
 router = APIRouter(tags=["websockets"])
 POLL_S = 0.5
@@ -48,9 +50,11 @@ async def job_progress(websocket: WebSocket, job_id: str) -> None:
         return
     batch = context.batch
     try:
+        if not re.fullmatch(JOB_ID, job_id):  # never sent to Dagster's storage as a query
+            raise NotFoundError("batch job", "(malformed id)")
         await asyncio.to_thread(batch.status, job_id)
     except NotFoundError:
-        await websocket.send_json({"job_id": job_id, "error": "no such batch job"})
+        await websocket.send_json({"error": "no such batch job"})
         await websocket.close(code=CLOSE_NOT_FOUND)
         return
     cursor = None

@@ -84,3 +84,7 @@ def test_unknown_jobs_are_404_over_http_and_websocket(api, tokens):
         assert http.get("/api/v1/matching/batch/no-such-run").status_code == 404
     with connect(f"{api.ws}/ws/jobs/no-such-run?token={tokens['reviewer']}") as ws:
         assert "error" in json.loads(ws.recv(timeout=10))
+    # a malformed id (a NUL, a quote) is no job either, and never reaches Dagster's storage
+    for bad in ("bad%00id", "x'%3B--", "a" * 65):
+        with connect(f"{api.ws}/ws/jobs/{bad}?token={tokens['reviewer']}") as ws:
+            assert json.loads(ws.recv(timeout=10)) == {"error": "no such batch job"}

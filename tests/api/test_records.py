@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import text
 
@@ -112,6 +114,12 @@ def test_a_bound_source_token_submits_and_reads_only_as_its_system(api, tokens):
         ({"source_system": "EHR"}, ["body", "demographics"]),
         (record(name_first=None, name_last=None), ["body", "demographics"]),
         (record(phone="not a phone"), ["body", "demographics", "phone"]),
+        (record(name_first="Ma\x00ria"), ["body", "demographics", "name_first"]),
+        (record(city="Boston\x1b[2J"), ["body", "demographics", "city"]),
+        (
+            {**record(), "medical_data": {"conditions": ["x" * 201]}},
+            ["body", "medical_data", "conditions", 0],
+        ),
     ],
 )
 def test_bad_input_is_a_422_naming_the_field_never_the_value(api, tokens, body, field):
@@ -134,6 +142,36 @@ def test_oversized_and_malformed_bodies_are_refused(api, tokens):
             headers={"content-type": "application/json"},
         )
         assert bad.status_code == 422
+
+
+def test_control_characters_and_lone_surrogates_are_a_422_anywhere(api, tokens):
+    """PostgreSQL stores no NUL in text and UTF-8 has no lone surrogate: refused as input,
+    never a 500 from the database."""
+    conditions = json.dumps({**record(), "medical_data": {"conditions": ["asthma\ud800"]}})
+    with api.client(tokens["operator"]) as http:
+        lookup = http.post(
+            "/api/v1/matching/lookup",
+            content=conditions.encode(),
+            headers={"content-type": "application/json"},
+        )
+        assert lookup.status_code == 422, lookup.text
+        assert lookup.json()["detail"][0]["loc"] == ["body", "medical_data", "conditions", 0]
+        listed = http.get("/api/v1/patients", params={"external_id": "E\x00"})
+        assert listed.status_code == 422 and listed.json()["detail"][0]["loc"] == [
+            "query",
+            "external_id",
+        ]
+        merge = http.post(
+            "/api/v1/golden-records/merge",
+            json={"golden_record_ids": ["GR-000001", "GR-000002"], "reason": "same\x00"},
+        )
+        assert merge.status_code == 422 and merge.json()["detail"][0]["loc"] == ["body", "reason"]
+        notes = http.post(
+            "/api/v1/review/1/resolve",
+            json={"resolution": "defer", "resolver_notes": "line one\nline two\x00"},
+        )
+        assert notes.status_code == 422
+        assert notes.json()["detail"][0]["loc"] == ["body", "resolver_notes"]
 
 
 def test_nothing_was_stored_by_refused_requests(api, tokens, database_url):

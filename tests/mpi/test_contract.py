@@ -402,6 +402,18 @@ def test_constraints_replace_remove_and_both_directions(backend):
         assert uow.matches.constraints_for(b.id, [a.id]) == {}
 
 
+def test_must_linked_names_records_a_human_tied_either_way(backend):
+    with backend() as uow:
+        a, b, c, d = (_add(uow, external_id=x) for x in "abcd")
+        uow.matches.add_constraint(b.id, a.id, "must_link", "alice", "same person")
+        uow.matches.add_constraint(c.id, d.id, "cannot_link", "bob")
+        assert uow.matches.must_linked(a.id) and uow.matches.must_linked(b.id)
+        assert not uow.matches.must_linked(c.id)  # kept apart is not tied
+        assert not uow.matches.must_linked(d.id)
+        uow.matches.remove_constraint(a.id, b.id)
+        assert not uow.matches.must_linked(a.id)
+
+
 # -- review queue -------------------------------------------------------------------------
 
 

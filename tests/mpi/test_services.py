@@ -155,7 +155,8 @@ def test_undo_of_a_split_retires_the_new_record_and_guards_against_later_moves(s
     with pytest.raises(NotFoundError):
         golden.undo("no-such-operation", actor="clerk")
     second = golden.split(gid, [c.source_record_id], actor="clerk")
-    golden.merge([gid, second.golden_ids[1]], actor="clerk")
+    elsewhere = matching.lookup(_record("LAB", "8", name_first="Elena", date_of_birth="1980-01-01"))
+    golden.merge([elsewhere.golden_record_id, second.golden_ids[1]], actor="clerk")
     with pytest.raises(ConflictError):
         golden.undo(second.operation_id, actor="clerk")  # c moved again since
 
@@ -216,6 +217,52 @@ def test_undo_removes_only_the_constraints_its_operation_added(services, uow_fac
             b.source_record_id, [a.source_record_id, c.source_record_id]
         )
     assert kept == {c.source_record_id: "must_link"}  # the split's cannot-links are gone
+
+
+def test_a_merge_never_overrides_a_cannot_link(services, engine):
+    matching, golden, _ = services
+    a = matching.lookup(_record("EHR", "1"))
+    c = matching.lookup(_record("ER", "3"))
+    gid = a.golden_record_id
+    fresh = golden.split(gid, [c.source_record_id], actor="clerk").golden_ids[1]
+    kept_apart = f"record {a.source_record_id} is kept apart from record {c.source_record_id}"
+    with pytest.raises(ConflictError, match=kept_apart):
+        golden.merge([gid, fresh], actor="clerk")
+    assert golden.get(fresh).source_record_ids == [c.source_record_id]
+    assert golden.get(gid).status == golden.get(fresh).status == "active"
+
+
+def test_a_resent_record_a_human_placed_stays_where_they_put_it(services, trained, uow_factory):
+    """A merge's records (the survivor's, tied by a must-link; the moved one, by its manual
+    link) are not taken elsewhere by a re-send that matches another golden record better:
+    that pair goes to a human, as a batch run would keep them together."""
+    from medmatch.config import MatchThresholds
+
+    matching, golden, review = services
+    a = matching.lookup(_record("EHR", "1"))
+    b = matching.lookup(_record("LAB", "2", name_first="Elena", date_of_birth="1980-01-01"))
+    gid = a.golden_record_id
+    golden.merge([gid, b.golden_record_id], actor="clerk", reason="one patient")
+    strict = MatchingService(
+        uow_factory,
+        PatientMatcher(trained, thresholds=MatchThresholds(auto_match=1.0, review=1.0)),
+    )
+    c = strict.lookup(_record("ER", "3", name_first="Mria"))  # Maria again, kept apart
+    assert c.golden_record_id != gid and not c.review_ids
+    again = matching.lookup(_record("EHR", "1", phone="617-555-0199"))
+    assert again.golden_record_id == gid and again.decision == "review_required"
+    (item,) = (review.get(i) for i in again.review_ids)
+    assert {item.record_id_1, item.record_id_2} == {a.source_record_id, c.source_record_id}
+    moved = matching.lookup(_record("LAB", "2", name_first="Maria"))  # now looks like c
+    assert moved.golden_record_id == gid and not moved.created
+    assert golden.get(gid).source_record_ids == [a.source_record_id, b.source_record_id]
+    # a record a lookup placed follows its best match: c is not held
+    assert (
+        matching.lookup(
+            _record("ER", "3", name_first="Mria", phone="617-555-0199")
+        ).golden_record_id
+        == gid
+    )
 
 
 def _stranger():

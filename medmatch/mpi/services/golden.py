@@ -186,6 +186,7 @@ class GoldenRecordService:
         for golden in goldens:
             if golden.status != "active":
                 raise ConflictError(f"golden record {golden.golden_id} is {golden.status}")
+        self._refuse_kept_apart(uow, ids)
         # the survivor is the first given; the others point to it
         survivor, others = ids[0], ids[1:]
         before = {g: self._view(uow, g) for g in ids}
@@ -206,11 +207,15 @@ class GoldenRecordService:
                     link_type="manual_match",
                 )
                 moved.append(record_id)
-            if anchor is not None and sources:
-                # a human decision is sticky: later runs must keep these together
-                uow.matches.add_constraint(
-                    anchor, sources[0], "must_link", actor, reason, operation_id=operation
-                )
+            if anchor is not None:
+                # a human decision is sticky: later runs keep every moved record with the
+                # survivor (a must-link each). A pair already tied keeps its own row, so the
+                # merge's undo removes only what the merge added
+                tied = uow.matches.constraints_for(anchor, sources)
+                for record_id in (r for r in sources if r not in tied):
+                    uow.matches.add_constraint(
+                        anchor, record_id, "must_link", actor, reason, operation_id=operation
+                    )
             golden = self._require(uow, other, for_update=True)
             uow.golden.record_change(
                 Change(
@@ -229,6 +234,26 @@ class GoldenRecordService:
         for other in others:
             self._rebuild_merged(uow, other)
         return self._report(uow, operation, "merge", ids, moved, before)
+
+    @staticmethod
+    def _refuse_kept_apart(uow: AbstractUnitOfWork, ids: list[str]) -> None:
+        """A merge never overrides a human's cannot-link between the records it joins: the
+        constraint would contradict the merge, and undoing the merge could not restore it."""
+        members = [uow.golden.sources_of(g) for g in ids]
+        for i, records in enumerate(members):
+            later = [r for rs in members[i + 1 :] for r in rs]
+            for record_id in records if later else ():
+                apart = [
+                    o
+                    for o, k in uow.matches.constraints_for(record_id, later).items()
+                    if k == "cannot_link"
+                ]
+                if apart:
+                    raise ConflictError(
+                        f"record {record_id} is kept apart from record {apart[0]} by a"
+                        " cannot-link (a reviewer's non-match or a split): a merge would"
+                        " contradict it"
+                    )
 
     def split(
         self,

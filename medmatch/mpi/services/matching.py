@@ -162,6 +162,15 @@ class MatchingService:
             if candidates and not created
             else {}
         )
+        current = None if created else uow.golden.link_of(stored.id)
+        # a human's link (a merge, a split, a confirmed review, a must-link) holds: a re-send
+        # may join records to it, never take the record elsewhere, as batch runs keep it
+        held = (
+            current.golden_id
+            if current is not None
+            and (current.link_type.startswith("manual") or uow.matches.must_linked(stored.id))
+            else None
+        )
         deadline = time.monotonic() + self.settings.lookup_ai_budget_s
         judges = [_Budgeted(a, deadline) for a in self.matcher.adjudicators]
         scored: list[tuple[Candidate, MatchResult, Decision]] = []
@@ -181,6 +190,8 @@ class MatchingService:
                 decision = Decision.NO_MATCH
             elif kind == "must_link":
                 decision = Decision.AUTO_MATCH
+            if held and decision is Decision.AUTO_MATCH and candidate.golden_id != held:
+                decision = Decision.REVIEW_REQUIRED  # a human decides between the two
             scored.append((candidate, outcome, decision))
         # as in a batch run: every decided pair, and every comparison at or above the floor
         kept = [
@@ -192,7 +203,6 @@ class MatchingService:
         ]
         ids = uow.matches.add_many([self._entry(stored, c, r, d) for c, r, d in kept])
         entries = {c.id: i for (c, _, _), i in zip(kept, ids, strict=True)}
-        current = None if created else uow.golden.link_of(stored.id)
         target, best = self._target(scored, current.golden_id if current else None)
         reviews: list[int] = []
         operation = new_operation_id()
