@@ -406,13 +406,13 @@ function follow(jobId) {
   $("run-text").textContent = "Connecting…";
   const socket = new WebSocket(wsUrl(`/ws/jobs/${encodeURIComponent(jobId)}`));
   state.run = socket;
-  socket.onmessage = (message) => showProgress(JSON.parse(message.data));
+  socket.onmessage = (message) => showProgress(JSON.parse(message.data), jobId);
   socket.onerror = () => { $("run-text").textContent = "The progress feed was lost."; };
 }
 
-function showProgress(run) {
+function showProgress(run, jobId) {
   if (run.error) {
-    $("run-text").textContent = `No batch job ${run.job_id}.`;
+    $("run-text").textContent = `No batch job ${jobId}.`;
     return;
   }
   const done = run.status === "completed";

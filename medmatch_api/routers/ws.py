@@ -49,12 +49,14 @@ async def job_progress(websocket: WebSocket, job_id: str) -> None:
     if context is None:
         return
     batch = context.batch
+    well_formed = re.fullmatch(JOB_ID, job_id) is not None
     try:
-        if not re.fullmatch(JOB_ID, job_id):  # never sent to Dagster's storage as a query
+        if not well_formed:  # never sent to Dagster's storage as a query, nor echoed
             raise NotFoundError("batch job", "(malformed id)")
         await asyncio.to_thread(batch.status, job_id)
     except NotFoundError:
-        await websocket.send_json({"error": "no such batch job"})
+        answer = {"job_id": job_id} if well_formed else {}
+        await websocket.send_json({**answer, "error": "no such batch job"})
         await websocket.close(code=CLOSE_NOT_FOUND)
         return
     cursor = None
