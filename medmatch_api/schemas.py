@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 GOLDEN_ID = r"^GR-\d{6,12}$"
 GoldenId = Annotated[str, Field(pattern=GOLDEN_ID, examples=["GR-000001"])]
 RecordId = Annotated[int, Field(ge=1, le=2**63 - 1)]
+Version = Annotated[int, Field(ge=1, le=2**31 - 1)]
 JOB_ID = r"^[A-Za-z0-9-]{1,64}$"  # a Dagster run id
 Text = Field(None, max_length=200)
 _LINE_BREAKS = frozenset("\t\n\r")
@@ -213,6 +214,11 @@ class MergeIn(Strict):
     survivor_id: GoldenId | None = Field(None, description="default: the first id survives")
     reason: str = Field("", max_length=2000)
     dry_run: bool = False
+    expected_versions: dict[GoldenId, Version] | None = Field(
+        None,
+        max_length=50,
+        description="golden_id -> the version the client read: 409 if one changed since",
+    )
 
     @model_validator(mode="after")
     def _ids(self) -> MergeIn:
@@ -220,6 +226,8 @@ class MergeIn(Strict):
             raise ValueError("golden_record_ids: need two distinct golden records")
         if self.survivor_id and self.survivor_id not in self.golden_record_ids:
             raise ValueError("survivor_id: must be one of golden_record_ids")
+        if set(self.expected_versions or ()) - set(self.golden_record_ids):
+            raise ValueError("expected_versions: only for golden_record_ids")
         return self
 
 
@@ -228,6 +236,9 @@ class SplitIn(Strict):
     source_record_ids: list[RecordId] = Field(..., min_length=1, max_length=1000)
     reason: str = Field("", max_length=2000)
     dry_run: bool = False
+    expected_version: Version | None = Field(
+        None, description="the version the client read: 409 if it changed since"
+    )
 
 
 class FieldChangeOut(BaseModel):

@@ -37,7 +37,13 @@ def merge(body: MergeIn, who: Curator, context: Context) -> ChangeOut:
     if body.survivor_id:
         ids.remove(body.survivor_id)
         ids.insert(0, body.survivor_id)
-    report = context.mpi.golden.merge(ids, actor=who.name, reason=body.reason, dry_run=body.dry_run)
+    report = context.mpi.golden.merge(
+        ids,
+        actor=who.name,
+        reason=body.reason,
+        dry_run=body.dry_run,
+        expected_versions=body.expected_versions,
+    )
     context.audit.record(who, "merge", "golden_record", ids)
     if body.dry_run:
         return change_out(report)
@@ -57,6 +63,7 @@ def split(body: SplitIn, who: Curator, context: Context) -> ChangeOut:
         actor=who.name,
         reason=body.reason,
         dry_run=body.dry_run,
+        expected_version=body.expected_version,
     )
     context.audit.record(who, "split", "golden_record", [body.golden_record_id])
     if body.dry_run:

@@ -84,7 +84,15 @@ def test_merge_and_split_with_dry_runs_and_provenance(api, tokens):
         assert preview.status_code == 200 and preview.json()["dry_run"]
         assert preview.json()["records_moved"] == [a["patient"]["id"]]
         assert http.get(f"/api/v1/golden-records/{ga}").json()["status"] == "active"
-        merged = http.post("/api/v1/golden-records/merge", json=body).json()
+        read = {g: http.get(f"/api/v1/golden-records/{g}").json()["version"] for g in (ga, gb)}
+        stale = body | {"expected_versions": {ga: read[ga] + 1, gb: read[gb]}}
+        refused = http.post("/api/v1/golden-records/merge", json=stale)
+        assert refused.status_code == 409 and ga in refused.json()["detail"]
+        stray = body | {"expected_versions": {"GR-999999": 1}}
+        assert http.post("/api/v1/golden-records/merge", json=stray).status_code == 422
+        merged = http.post(
+            "/api/v1/golden-records/merge", json=body | {"expected_versions": read}
+        ).json()
         assert merged["golden_record"]["golden_id"] == gb
         assert http.get(f"/api/v1/golden-records/{ga}").json()["merged_into"] == gb
         golden = http.get(f"/api/v1/golden-records/{gb}").json()
@@ -99,7 +107,12 @@ def test_merge_and_split_with_dry_runs_and_provenance(api, tokens):
         split_body = {"golden_record_id": gb, "source_record_ids": [a["patient"]["id"]]}
         dry = http.post("/api/v1/golden-records/split", json=split_body | {"dry_run": True})
         assert dry.status_code == 200 and dry.json()["golden_record"] is None
-        split = http.post("/api/v1/golden-records/split", json=split_body).json()
+        stale_split = split_body | {"expected_version": read[gb]}  # the merge changed it
+        assert http.post("/api/v1/golden-records/split", json=stale_split).status_code == 409
+        split = http.post(
+            "/api/v1/golden-records/split",
+            json=split_body | {"expected_version": golden["version"]},
+        ).json()
         new = split["golden_record"]
         assert new["source_record_ids"] == [a["patient"]["id"]] and new["golden_id"] not in (ga, gb)
         bad = http.post("/api/v1/golden-records/merge", json={"golden_record_ids": [gb, "x"]})

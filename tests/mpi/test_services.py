@@ -232,6 +232,23 @@ def test_a_merge_never_overrides_a_cannot_link(services, engine):
     assert golden.get(gid).status == golden.get(fresh).status == "active"
 
 
+def test_merge_and_split_refuse_a_golden_record_changed_since_it_was_read(services):
+    matching, golden, _ = services
+    a = matching.lookup(_record("EHR", "1"))
+    b = matching.lookup(_record("LAB", "2", name_first="Elena", date_of_birth="1980-01-01"))
+    ga, gb = a.golden_record_id, b.golden_record_id
+    seen = {g: golden.get(g).version for g in (ga, gb)}
+    with pytest.raises(ConflictError, match=f"{gb} is at version {seen[gb]}, not"):
+        golden.merge([ga, gb], actor="clerk", expected_versions={gb: seen[gb] - 1})
+    assert golden.get(gb).status == "active"  # refused: nothing changed
+    golden.merge([ga, gb], actor="clerk", expected_versions=seen)
+    with pytest.raises(ConflictError, match="changed since it was read"):
+        golden.split(ga, [b.source_record_id], actor="clerk", expected_version=seen[ga])
+    now = golden.get(ga).version
+    split = golden.split(ga, [b.source_record_id], actor="clerk", expected_version=now)
+    assert golden.get(split.golden_ids[1]).source_record_ids == [b.source_record_id]
+
+
 def test_a_resent_record_a_human_placed_stays_where_they_put_it(services, trained, uow_factory):
     """A merge's records (the survivor's, tied by a must-link; the moved one, by its manual
     link) are not taken elsewhere by a re-send that matches another golden record better:

@@ -50,6 +50,16 @@ class ChangeReport(BaseModel):
     field_changes: list[FieldChange]
 
 
+def _check_version(golden: Golden, expected: int | None) -> None:
+    """Optimistic concurrency for a human's change: the golden record (read under its row
+    lock) must still be the version they looked at."""
+    if expected is not None and golden.version != expected:
+        raise ConflictError(
+            f"golden record {golden.golden_id} is at version {golden.version}, not {expected}:"
+            " it changed since it was read; read it again"
+        )
+
+
 def new_operation_id() -> str:
     return uuid.uuid4().hex
 
@@ -169,23 +179,40 @@ class GoldenRecordService:
 
     # -- changes -------------------------------------------------------------------------
     def merge(
-        self, golden_ids: Iterable[str], *, actor: str, reason: str = "", dry_run: bool = False
+        self,
+        golden_ids: Iterable[str],
+        *,
+        actor: str,
+        reason: str = "",
+        dry_run: bool = False,
+        expected_versions: Mapping[str, int] | None = None,
     ) -> ChangeReport:
+        """`expected_versions`: the versions the caller read; a merge of a golden record that
+        changed since is refused (ConflictError), not made on a view the caller never saw."""
         ids = list(dict.fromkeys(golden_ids))
         if len(ids) < 2:
             raise ConflictError("a merge needs at least two distinct golden records")
         with self.uow_factory() as uow:
-            report = self.merge_in(uow, ids, actor=actor, reason=reason)
+            report = self.merge_in(
+                uow, ids, actor=actor, reason=reason, expected_versions=expected_versions
+            )
             return self._finish(uow, report, dry_run)
 
     def merge_in(
-        self, uow: AbstractUnitOfWork, ids: list[str], *, actor: str, reason: str
+        self,
+        uow: AbstractUnitOfWork,
+        ids: list[str],
+        *,
+        actor: str,
+        reason: str,
+        expected_versions: Mapping[str, int] | None = None,
     ) -> ChangeReport:
         """Merge inside a caller's unit of work (the review service resolves through it)."""
         goldens = [self._require(uow, g, for_update=True) for g in sorted(ids)]
         for golden in goldens:
             if golden.status != "active":
                 raise ConflictError(f"golden record {golden.golden_id} is {golden.status}")
+            _check_version(golden, (expected_versions or {}).get(golden.golden_id))
         self._refuse_kept_apart(uow, ids)
         # the survivor is the first given; the others point to it
         survivor, others = ids[0], ids[1:]
@@ -263,9 +290,18 @@ class GoldenRecordService:
         actor: str,
         reason: str = "",
         dry_run: bool = False,
+        expected_version: int | None = None,
     ) -> ChangeReport:
+        """`expected_version`: as merge's `expected_versions`, for the one golden record."""
         with self.uow_factory() as uow:
-            report = self.split_in(uow, golden_id, list(record_ids), actor=actor, reason=reason)
+            report = self.split_in(
+                uow,
+                golden_id,
+                list(record_ids),
+                actor=actor,
+                reason=reason,
+                expected_version=expected_version,
+            )
             return self._finish(uow, report, dry_run)
 
     def split_in(
@@ -276,10 +312,12 @@ class GoldenRecordService:
         *,
         actor: str,
         reason: str,
+        expected_version: int | None = None,
     ) -> ChangeReport:
         golden = self._require(uow, golden_id, for_update=True)
         if golden.status != "active":
             raise ConflictError(f"golden record {golden_id} is {golden.status}")
+        _check_version(golden, expected_version)
         linked = uow.golden.sources_of(golden_id)
         moving = sorted(set(record_ids))
         strangers = [r for r in moving if r not in linked]
