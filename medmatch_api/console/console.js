@@ -344,6 +344,7 @@ async function openGolden(goldenId, focus = true) {
     return;
   }
   state.golden = goldenId;
+  state.goldenVersion = golden.version; // a split is made on this version or refused
   $("golden-id").value = goldenId;
   const merged = golden.merged_into ? `, merged into ${golden.merged_into}` : "";
   $("golden-heading").textContent = `${golden.golden_id} (${golden.status}${merged}, version ${golden.version}, ${golden.source_count} source records)`;
@@ -372,12 +373,13 @@ async function split(event) {
     return;
   }
   try {
-    const change = await api("/golden-records/split", { method: "POST", body: { golden_record_id: state.golden, source_record_ids: ids, reason: $("split-reason").value } });
+    const change = await api("/golden-records/split", { method: "POST", body: { golden_record_id: state.golden, source_record_ids: ids, reason: $("split-reason").value, expected_version: state.goldenVersion } });
     const created = change.golden_record.golden_id;
     $("split-reason").value = "";
     await openGolden(state.golden, false);
     say(`Moved ${ids.map((i) => `#${i}`).join(", ")} to the new golden record ${created}.`);
   } catch (error) {
+    if (error.status === 409) await openGolden(state.golden, false); // show what changed
     say(`Split refused: ${error.message}`, "error");
   }
 }

@@ -216,6 +216,15 @@ def test_an_operator_splits_a_golden_record(console, api, tokens, screenshot):
     page.get_by_label(f"Select LAB #{moved}").check()
     page.get_by_label("Reason for the split").fill("different mothers' names on file")
     screenshot(page, "console-golden.png")
+    with api.client(tokens["source"]) as http:  # a change this screen has not seen
+        http.post(
+            "/api/v1/patients",
+            json=record("EHR", "S-a", name_first="Ana", name_last="Lopez", city="Salem"),
+        ).raise_for_status()
+    page.get_by_role("button", name="Split selected records").click()
+    expect(page.locator("#message")).to_contain_text("Split refused: golden record")
+    expect(page.locator("#message")).to_contain_text("changed since it was read")
+    page.get_by_label(f"Select LAB #{moved}").check()  # the view was read again
     page.get_by_role("button", name="Split selected records").click()
     expect(page.locator("#message")).to_contain_text(f"Moved #{moved} to the new golden record GR-")
     expect(page.locator("#source-rows tr")).to_have_count(1)
