@@ -181,6 +181,35 @@ def test_a_non_match_confirmed_on_linked_records_splits_them(services, trained, 
         review.resolve(item.id, "alice", "confirmed_match")  # resolved already
 
 
+def test_a_review_constrains_only_the_pair_its_reviewer_judged(services, uow_factory):
+    """A clerk's merge or split speaks for whole groups; a review speaks for one pair:
+    the other records of the clusters it joins or parts get no constraint from it."""
+    matching, golden, review = services
+    a = matching.lookup(_record("EHR", "1"))
+    b = matching.lookup(_record("LAB", "2", name_first="Mary"))
+    c = matching.lookup(_record("ER", "3"))
+    assert a.golden_record_id == b.golden_record_id == c.golden_record_id
+    ids = [a.source_record_id, b.source_record_id, c.source_record_id]
+    with uow_factory() as uow:
+        apart = uow.reviews.enqueue(ids[0], ids[1], 5, None)
+        uow.commit()
+    review.resolve(apart.id, "alice", "confirmed_non_match")
+    x = matching.lookup(_stranger())  # a golden record of its own
+    assert x.golden_record_id != a.golden_record_id
+    with uow_factory() as uow:
+        assert uow.matches.constraints_for(ids[1], [ids[0], ids[2]]) == {ids[0]: "cannot_link"}
+        together = uow.reviews.enqueue(ids[2], x.source_record_id, 5, None)
+        uow.commit()
+    done = review.resolve(together.id, "alice", "confirmed_match")  # c and x: one person
+    assert done.change is not None and done.change.action == "merge"
+    with uow_factory() as uow:
+        # the survivor's first record (a) is not tied to x: only the pair judged
+        assert uow.matches.constraints_for(x.source_record_id, [ids[0], ids[2]]) == {
+            ids[2]: "must_link"
+        }
+        assert uow.golden.link_of(x.source_record_id).golden_id == a.golden_record_id
+
+
 def test_an_unchanged_resend_changes_nothing(services, engine):
     from sqlalchemy import text
 

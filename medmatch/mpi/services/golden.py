@@ -206,8 +206,12 @@ class GoldenRecordService:
         actor: str,
         reason: str,
         expected_versions: Mapping[str, int] | None = None,
+        tie: bool = True,
     ) -> ChangeReport:
-        """Merge inside a caller's unit of work (the review service resolves through it)."""
+        """Merge inside a caller's unit of work (the review service resolves through it).
+        `tie`: every moved record gets a must-link to the survivor (a clerk's merge says
+        the golden records are one person). A review passes False: its reviewer judged one
+        pair, which it ties itself; the rest of the two clusters stays the model's call."""
         goldens = [self._require(uow, g, for_update=True) for g in sorted(ids)]
         for golden in goldens:
             if golden.status != "active":
@@ -234,7 +238,7 @@ class GoldenRecordService:
                     link_type="manual_match",
                 )
                 moved.append(record_id)
-            if anchor is not None:
+            if anchor is not None and tie:
                 # a human decision is sticky: later runs keep every moved record with the
                 # survivor (a must-link each). A pair already tied keeps its own row, so the
                 # merge's undo removes only what the merge added
@@ -313,7 +317,11 @@ class GoldenRecordService:
         actor: str,
         reason: str,
         expected_version: int | None = None,
+        keep_apart: bool = True,
     ) -> ChangeReport:
+        """Split inside a caller's unit of work. `keep_apart`: a cannot-link between every
+        moved and every staying record (a clerk's split says the two groups are different
+        people). A review passes False, as merge_in's `tie`."""
         golden = self._require(uow, golden_id, for_update=True)
         if golden.status != "active":
             raise ConflictError(f"golden record {golden_id} is {golden.status}")
@@ -340,7 +348,7 @@ class GoldenRecordService:
                 reason=reason,
                 link_type="manual_split",
             )
-            for other in staying:
+            for other in staying if keep_apart else ():
                 uow.matches.add_constraint(
                     record_id, other, "cannot_link", actor, reason, operation_id=operation
                 )

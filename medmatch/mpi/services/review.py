@@ -110,13 +110,17 @@ class ReviewService:
             uow.matches.add_constraint(a, b, "must_link", reviewer, reason)
             if link_a.golden_id == link_b.golden_id:
                 return None
+            # the reviewer judged this pair: its must-link is the human decision, the rest
+            # of the two clusters stays the model's
             return self.golden.merge_in(
-                uow, [link_a.golden_id, link_b.golden_id], actor=reviewer, reason=reason
+                uow, [link_a.golden_id, link_b.golden_id], actor=reviewer, reason=reason, tie=False
             )
         uow.matches.add_constraint(a, b, "cannot_link", reviewer, reason)
         if link_a.golden_id != link_b.golden_id:
             return None
-        return self.golden.split_in(uow, link_b.golden_id, [b], actor=reviewer, reason=reason)
+        return self.golden.split_in(
+            uow, link_b.golden_id, [b], actor=reviewer, reason=reason, keep_apart=False
+        )
 
     @staticmethod
     def _require(uow: AbstractUnitOfWork, review_id: int, *, for_update: bool = False) -> Review:
