@@ -217,15 +217,15 @@ class GoldenRecordService:
             if golden.status != "active":
                 raise ConflictError(f"golden record {golden.golden_id} is {golden.status}")
             _check_version(golden, (expected_versions or {}).get(golden.golden_id))
-        self._refuse_kept_apart(uow, ids)
+        before = {g: self._view(uow, g) for g in ids}
+        self._refuse_kept_apart(uow, [before[g].source_record_ids for g in ids])
         # the survivor is the first given; the others point to it
         survivor, others = ids[0], ids[1:]
-        before = {g: self._view(uow, g) for g in ids}
         operation = new_operation_id()
         moved: list[int] = []
-        anchor = next(iter(uow.golden.sources_of(survivor)), None)
+        anchor = next(iter(before[survivor].source_record_ids), None)
         for other in others:
-            sources = uow.golden.sources_of(other)
+            sources = before[other].source_record_ids  # none has moved yet
             for record_id in sources:
                 move(
                     uow,
@@ -267,21 +267,18 @@ class GoldenRecordService:
         return self._report(uow, operation, "merge", ids, moved, before)
 
     @staticmethod
-    def _refuse_kept_apart(uow: AbstractUnitOfWork, ids: list[str]) -> None:
-        """A merge never overrides a human's cannot-link between the records it joins: the
-        constraint would contradict the merge, and undoing the merge could not restore it."""
-        members = [uow.golden.sources_of(g) for g in ids]
-        for i, records in enumerate(members):
+    def _refuse_kept_apart(uow: AbstractUnitOfWork, members: list[list[int]]) -> None:
+        """A merge never overrides a human's cannot-link between the records it joins (the
+        source records of each golden record, in `members`): the constraint would contradict
+        the merge, and undoing the merge could not restore it."""
+        for i, records in enumerate(members[:-1]):
             later = [r for rs in members[i + 1 :] for r in rs]
-            for record_id in records if later else ():
-                apart = [
-                    o
-                    for o, k in uow.matches.constraints_for(record_id, later).items()
-                    if k == "cannot_link"
-                ]
-                if apart:
+            for record_id in records:
+                kinds = uow.matches.constraints_for(record_id, later)
+                apart = next((o for o, k in kinds.items() if k == "cannot_link"), None)
+                if apart is not None:
                     raise ConflictError(
-                        f"record {record_id} is kept apart from record {apart[0]} by a"
+                        f"record {record_id} is kept apart from record {apart} by a"
                         " cannot-link (a reviewer's non-match or a split): a merge would"
                         " contradict it"
                     )

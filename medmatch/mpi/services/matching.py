@@ -43,6 +43,8 @@ DB_DECISION = {
     Decision.REVIEW_REQUIRED: "review_required",
     Decision.NO_MATCH: "new_identity",
 }
+# the links a human made (a merge, a split, a confirmed review): a re-send does not undo them
+HUMAN_LINKS = frozenset({"manual_match", "manual_split"})
 
 
 class LookupResult(BaseModel):
@@ -168,7 +170,7 @@ class MatchingService:
         held = (
             current.golden_id
             if current is not None
-            and (current.link_type.startswith("manual") or uow.matches.must_linked(stored.id))
+            and (current.link_type in HUMAN_LINKS or uow.matches.must_linked(stored.id))
             else None
         )
         deadline = time.monotonic() + self.settings.lookup_ai_budget_s
