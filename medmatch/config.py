@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     dagster_webserver_url: str = Field(
         "http://localhost:3000", description="batch_launcher=queue: the Dagster webserver"
     )
+    max_cluster_size: int = Field(
+        50,
+        ge=1,
+        description="the pipeline's check fails when a golden record holds more records than"
+        " this: a blocking or threshold blow-up, not a person",
+    )
     duckdb_memory_limit: str = Field("2GB", description="DuckDB's memory bound; it spills past it")
     duckdb_temp_directory: str | None = Field(
         None, description="where DuckDB spills (default: tmp)"

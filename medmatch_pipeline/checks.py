@@ -2,10 +2,9 @@
 
 import dagster as dg
 
+from medmatch.config import get_settings
 from medmatch_pipeline.assets import golden_records, match_results
 from medmatch_pipeline.resources import MPIDatabase
-
-MAX_CLUSTER_SIZE = 50  # a blocking or threshold blow-up, not a person
 
 
 @dg.asset_check(
@@ -38,17 +37,18 @@ def no_golden_without_sources(database: MPIDatabase) -> dg.AssetCheckResult:
 
 @dg.asset_check(
     asset=golden_records,
-    description=f"No golden record holds more than {MAX_CLUSTER_SIZE} records.",
+    description="No golden record holds more records than MEDMATCH_MAX_CLUSTER_SIZE (default 50).",
 )
 def no_oversized_cluster(database: MPIDatabase) -> dg.AssetCheckResult:
+    bound = get_settings().max_cluster_size
     biggest = database.scalar(
         "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM record_links"
         " GROUP BY golden_id) sizes",
     )
     return dg.AssetCheckResult(
-        passed=biggest <= MAX_CLUSTER_SIZE,
+        passed=biggest <= bound,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"largest_cluster": biggest, "bound": MAX_CLUSTER_SIZE},
+        metadata={"largest_cluster": biggest, "bound": bound},
     )
 
 

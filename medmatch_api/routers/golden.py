@@ -6,11 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from medmatch.errors import ConflictError
 from medmatch_api.deps import Context, Curator, Reader
 from medmatch_api.schemas import GOLDEN_ID, ChangeOut, GoldenOut, MergeIn, PatientOut, SplitIn
 from medmatch_api.shapes import change_out, golden_out, patient_out
 
 router = APIRouter(prefix="/golden-records", tags=["golden records"])
+# the sources of one golden record in one answer; past this, the answer says to page them
+# (GET /patients?golden_record_id=...) instead of leaving some out
+MAX_SOURCES = 10_000
 GoldenIdPath = Annotated[str, Path(pattern=GOLDEN_ID, examples=["GR-000001"])]
 
 
@@ -23,8 +27,14 @@ def get_golden(golden_id: GoldenIdPath, who: Reader, context: Context) -> Golden
 
 @router.get("/{golden_id}/sources", response_model=list[PatientOut])
 def golden_sources(golden_id: GoldenIdPath, who: Reader, context: Context) -> list[PatientOut]:
+    """Every source record of the golden record (409 past MAX_SOURCES: page them instead)."""
     context.mpi.golden.get(golden_id)  # 404 for an unknown golden record
-    rows = context.views.patients(golden_id=golden_id, limit=10_000)
+    rows = context.views.patients(golden_id=golden_id, limit=MAX_SOURCES + 1)
+    if len(rows) > MAX_SOURCES:
+        raise ConflictError(
+            f"golden record {golden_id} has more than {MAX_SOURCES} source records: page them"
+            f" with GET /api/v1/patients?golden_record_id={golden_id}"
+        )
     context.audit.record(who, "read", "source_record", [r["id"] for r in rows])
     return [patient_out(r) for r in rows]
 

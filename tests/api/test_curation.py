@@ -6,6 +6,7 @@ import json
 
 from websockets.sync.client import connect
 
+from medmatch_api.routers import golden as golden_router
 from tests.api.conftest import record
 
 
@@ -61,7 +62,7 @@ def test_review_item_shows_both_records_and_is_resolved_once(api, tokens):
     assert after["golden_record_id"] == a["patient"]["golden_record_id"]
 
 
-def test_merge_and_split_with_dry_runs_and_provenance(api, tokens):
+def test_merge_and_split_with_dry_runs_and_provenance(api, tokens, monkeypatch):
     with api.client(tokens["operator"]) as http:
         a = http.post("/api/v1/patients", json=record("EHR", "M-a", name_first="Zoe")).json()
         b = http.post(
@@ -104,6 +105,11 @@ def test_merge_and_split_with_dry_runs_and_provenance(api, tokens):
             assert value["source_record_ids"]
         sources = http.get(f"/api/v1/golden-records/{gb}/sources").json()
         assert {s["id"] for s in sources} == set(golden["source_record_ids"])
+        with monkeypatch.context() as patch:  # more sources than one answer holds: refused
+            patch.setattr(golden_router, "MAX_SOURCES", 1)
+            over = http.get(f"/api/v1/golden-records/{gb}/sources")
+            assert over.status_code == 409
+            assert f"/api/v1/patients?golden_record_id={gb}" in over.json()["detail"]
         split_body = {"golden_record_id": gb, "source_record_ids": [a["patient"]["id"]]}
         dry = http.post("/api/v1/golden-records/split", json=split_body | {"dry_run": True})
         assert dry.status_code == 200 and dry.json()["golden_record"] is None

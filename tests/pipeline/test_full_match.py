@@ -1,9 +1,12 @@
 """The full_match job materialised in-process against a real PostgreSQL."""
 
+from collections import Counter
+
 import dagster as dg
 import pytest
 from sqlalchemy import text
 
+from medmatch.config import get_settings
 from medmatch.evaluation import cluster_pairwise
 from medmatch_pipeline.definitions import make_definitions
 from medmatch_pipeline.resources import Adjudicators, Landing, ModelStore, MPIDatabase
@@ -50,7 +53,9 @@ def _links(engine):
         )
 
 
-def test_full_match_job(database_url, tmp_path, landed, uow_factory, engine, synthetic, trained):
+def test_full_match_job(
+    database_url, tmp_path, landed, uow_factory, engine, synthetic, trained, monkeypatch
+):
     # this one retrains: 1,200 records are above MEDMATCH_MIN_RECORDS_TO_TRAIN
     defs = _defs(database_url, tmp_path, landed, _models(tmp_path, trained, retrain=True))
     instance = dg.DagsterInstance.ephemeral()
@@ -87,6 +92,20 @@ def test_full_match_job(database_url, tmp_path, landed, uow_factory, engine, syn
     assert again.success and _links(engine) == links
     materialised = again.asset_materializations_for_node("golden_records")[0]
     assert materialised.metadata["links_moved"].value == 0
+    # the cluster bound is the operator's: below the largest cluster, the check fails (and
+    # says so; it does not block the run)
+    largest = max(Counter(links.values()).values())
+    with monkeypatch.context() as patch:
+        patch.setenv("MEDMATCH_MAX_CLUSTER_SIZE", str(largest - 1))
+        get_settings.cache_clear()
+        bounded = job.execute_in_process(instance=instance)
+    get_settings.cache_clear()
+    (evaluation,) = [
+        c for c in bounded.get_asset_check_evaluations() if c.check_name == "no_oversized_cluster"
+    ]
+    assert bounded.success and not evaluation.passed
+    assert evaluation.metadata["largest_cluster"].value == largest
+    assert evaluation.metadata["bound"].value == largest - 1
 
 
 @pytest.mark.parametrize("mode", ["error", "malformed"])
