@@ -22,6 +22,10 @@ from medmatch.mpi.ingest import land
 from medmatch_pipeline.resources import Adjudicators, Landing, ModelStore, MPIDatabase
 
 GROUP = "matching"
+# The snapshot a bulk load has just written, by run id: match_snapshot takes it from here
+# instead of reading the same rows back (the steps run in one process, the code location's
+# executor). A run that starts at match_snapshot, or another process, reads PostgreSQL.
+_LOADED: dict[str, batch_run.Snapshot] = {}
 
 
 def progress(
@@ -52,6 +56,7 @@ def source_records(
     totals: dict[str, int] = {"files": 0, "new": 0, "updated": 0, "rejected": 0}
     load_s: dict[str, float] = {}  # the bulk load's phases (normalise, copy_*, indexes, ...)
     files = landing.files()
+    written: batch_run.Snapshot | None = None  # what a bulk load wrote, when nothing followed
     for i, path in enumerate(files):
         demographics, _ = io.read_demographics(path)
         medical_path = landing.medical_for(path)
@@ -61,11 +66,15 @@ def source_records(
             # golden_records gives each cluster its own (until then the records are unlinked)
             from medmatch.mpi.bulk import load_records
 
-            loaded = load_records(database.engine(), demographics, medical, identities=False)
+            loaded = load_records(
+                database.engine(), demographics, medical, identities=False, features=True
+            )
+            written = batch_run.snapshot_of_load(loaded.pop("features"))
             counts = {"new": loaded["records"], "updated": 0, "rejected": loaded["rejected"]}
             for phase, seconds in loaded["timings"].items():
                 load_s[f"load_{phase}"] = load_s.get(f"load_{phase}", 0.0) + seconds
         else:
+            written = None  # the files after the load change the MPI: read it back
             counts = land(
                 database.uow_factory(),
                 demographics,
@@ -76,6 +85,9 @@ def source_records(
         for key in ("new", "updated", "rejected"):
             totals[key] += counts[key]
         progress(context, "source_records", len(files), i + 1)
+    _LOADED.clear()  # one at most: a run that failed after its load leaves no more
+    if written is not None:
+        _LOADED[context.run_id] = written
     stored = database.scalar("SELECT count(*) FROM source_records")
     return dg.MaterializeResult(
         metadata={
@@ -106,11 +118,17 @@ def blocking_keys(database: MPIDatabase) -> dg.MaterializeResult:
     deps=[blocking_keys],
     description="The records as the matcher sees them (feature rows), read in bulk.",
 )
-def match_snapshot(database: MPIDatabase) -> dg.Output[batch_run.Snapshot]:
-    snapshot = batch_run.read_snapshot(database.engine())
+def match_snapshot(
+    context: dg.AssetExecutionContext, database: MPIDatabase
+) -> dg.Output[batch_run.Snapshot]:
+    snapshot = _LOADED.pop(context.run_id, None)
+    source = "this run's bulk load" if snapshot is not None else "PostgreSQL"
+    if snapshot is None:
+        snapshot = batch_run.read_snapshot(database.engine())
     return dg.Output(
         snapshot,
         metadata={
+            "read_from": source,
             "records": len(snapshot.features),
             "linked": len(snapshot.golden_of),
             "must_link": len(snapshot.must_link),

@@ -77,12 +77,18 @@ def _psycopg(engine: Engine):  # type: ignore[no-untyped-def]
     return engine.raw_connection()
 
 
+def _feature_columns() -> list[str]:
+    """The columns of a snapshot's feature rows, unique_id first."""
+    from medmatch.data.features import SPLINK_COLUMNS
+
+    extra = ["middle_name", "source_system", "external_id", "conditions", "medications"]
+    return list(dict.fromkeys([*SPLINK_COLUMNS, *extra]))
+
+
 def read_features(engine: Engine, where: str = "TRUE") -> pd.DataFrame:
     """Feature rows of the records matching `where` (SQL over source_records), bulk: COPY to
     NDJSON, read by DuckDB into Arrow (one JSON parse, in C)."""
     import duckdb
-
-    from medmatch.data.features import SPLINK_COLUMNS
 
     fd, path = tempfile.mkstemp(suffix=".ndjson")
     try:
@@ -101,18 +107,7 @@ def read_features(engine: Engine, where: str = "TRUE") -> pd.DataFrame:
                         out.write("\n")
         finally:
             raw.close()
-        names = list(
-            dict.fromkeys(
-                [
-                    *SPLINK_COLUMNS,
-                    "middle_name",
-                    "source_system",
-                    "external_id",
-                    "conditions",
-                    "medications",
-                ]
-            )
-        )
+        names = _feature_columns()
         fields = {n: ("VARCHAR[]" if n in LIST_COLUMNS else "VARCHAR") for n in names[1:]}
         row = ", ".join(f'"{k}" {v}' for k, v in fields.items())
         spec = f"'unique_id': 'VARCHAR', 'f': 'STRUCT({row})'"
@@ -144,6 +139,15 @@ def read_snapshot(engine: Engine, where: str = "TRUE") -> Snapshot:
         must_link=[(a, b) for a, b, k in constraints if k == "must_link"],
         cannot_link=[(a, b) for a, b, k in constraints if k == "cannot_link"],
     )
+
+
+def snapshot_of_load(features: pa.Table) -> Snapshot:
+    """The snapshot of an MPI that a bulk load has just filled (`load_records(...,
+    features=True)`, without identities): its feature rows as `read_features` would read
+    them back, no links and no reviewer constraints yet. It saves the read-back: the step that
+    read them took 0.7 s at 100K records and 7.7 s at 1M (stop 27's runs)."""
+    frame = features.select(_feature_columns()).to_pandas(types_mapper=pd.ArrowDtype)
+    return Snapshot(features=frame, golden_of={})
 
 
 # -- scoring and clustering ---------------------------------------------------------------

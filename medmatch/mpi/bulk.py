@@ -103,6 +103,7 @@ def load_records(
     defer_indexes: bool = True,
     verify_sample: int = 200,
     identities: bool = True,
+    features: bool = False,
 ) -> dict[str, Any]:
     """Load `demographics` (and `medical`, joined on record_id) into an empty, migrated MPI.
 
@@ -112,7 +113,8 @@ def load_records(
     (the batch pipeline de-duplicates later). `progress(stage, fraction)` is called as the
     load goes. Returns the counts (records, blocking_keys, golden_records, rejected, resent,
     invalid_values), the first record id and golden number used, and the timings in
-    seconds.
+    seconds; with `features`, also the feature rows written (an Arrow table: unique_id, the
+    record's id as text, then the stored feature columns), in id order.
     """
     step = progress or (lambda _stage, _fraction: None)
     region = phone_region or get_settings().default_phone_region
@@ -197,7 +199,8 @@ def load_records(
 
     timings["total_s"] = time.perf_counter() - started
     step("done", 1.0)
-    return {
+    written = {"features": pa.table({"unique_id": ids(slice(0, n)), **rows.features})}
+    return (written if features else {}) | {
         "records": n,
         "blocking_keys": counts["blocking_keys"],
         "golden_records": counts["golden_records"],

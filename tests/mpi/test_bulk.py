@@ -82,6 +82,7 @@ def test_a_load_without_identities_leaves_the_linking_to_the_run(
     demo, medical = records
     loaded = load_records(engine, demo, medical, identities=False)
     assert loaded["golden_records"] == 0 and loaded["first_golden_number"] is None
+    assert "features" not in loaded  # only asked for (features=True)
     counts = _counts(engine)
     assert counts["source_records"] == 400
     assert counts["golden_records"] == counts["record_links"] == 0
@@ -229,3 +230,21 @@ def test_quotes_backslashes_and_accents_survive_the_copy(engine, uow_factory, re
     assert stored[demo.loc[0, "external_id"]]["name_last"] == 'O"Brien\\Smith'
     assert stored[demo.loc[1, "external_id"]]["address_line"] == "Flat 2\\B, 12 Élan Street"
     assert stored[demo.loc[2, "external_id"]]["name_last"] == demo.loc[2, "name_last"]
+
+
+def test_the_rows_a_load_returns_are_the_rows_read_back(engine, uow_factory, records):
+    """match_snapshot takes a bulk load's own rows instead of reading them back: they must be
+    the same, to the dtype, with a refused record and a re-sent one among them."""
+    import pandas as pd
+
+    demo, medical = records
+    refused = demo.iloc[[0]].assign(record_id="no-name", name_first=None, name_last=None)
+    resent = demo.iloc[[1]].assign(record_id="resent", name_first="Changed")
+    demo = pd.concat([demo, refused, resent], ignore_index=True)
+    loaded = load_records(engine, demo, medical, identities=False, features=True)
+    assert loaded["rejected"] == 1 and loaded["resent"] == 1
+    ours = batch_run.snapshot_of_load(loaded["features"])
+    stored = batch_run.read_snapshot(engine)
+    pd.testing.assert_frame_equal(ours.features, stored.features)
+    assert ours.golden_of == stored.golden_of == {}
+    assert ours.must_link == stored.must_link == [] and ours.cannot_link == stored.cannot_link
