@@ -199,8 +199,10 @@ def load_records(
 
     timings["total_s"] = time.perf_counter() - started
     step("done", 1.0)
-    written = {"features": pa.table({"unique_id": ids(slice(0, n)), **rows.features})}
-    return (written if features else {}) | {
+    written = (
+        {"features": pa.table({"unique_id": ids(slice(0, n)), **rows.features})} if features else {}
+    )
+    return written | {
         "records": n,
         "blocking_keys": counts["blocking_keys"],
         "golden_records": counts["golden_records"],
