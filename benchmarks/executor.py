@@ -4,9 +4,9 @@ per step), on the same generated records.
 
     python benchmarks/executor.py --records 10000
 
-Each run is a process of its own (as a run worker) with a fresh migrated database on one PostgreSQL (DATABASE_URL, else an embedded
-server in a temporary folder) and a temporary Dagster instance. Results go to
-benchmarks/results/executor.json.
+Each run is a process of its own (as a run worker), with a fresh migrated database on one
+PostgreSQL (DATABASE_URL, else an embedded server in a temporary folder) and a temporary
+Dagster instance. Results go to benchmarks/results/executor.json.
 """
 
 from __future__ import annotations

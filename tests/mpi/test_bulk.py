@@ -3,6 +3,7 @@
 import threading
 import time
 
+import pandas as pd
 import pytest
 from sqlalchemy import text
 
@@ -235,8 +236,6 @@ def test_quotes_backslashes_and_accents_survive_the_copy(engine, uow_factory, re
 def test_the_rows_a_load_returns_are_the_rows_read_back(engine, uow_factory, records):
     """match_snapshot takes a bulk load's own rows instead of reading them back: they must be
     the same, to the dtype, with a refused record and a re-sent one among them."""
-    import pandas as pd
-
     demo, medical = records
     refused = demo.iloc[[0]].assign(record_id="no-name", name_first=None, name_last=None)
     resent = demo.iloc[[1]].assign(record_id="resent", name_first="Changed")
