@@ -7,6 +7,7 @@ incremental schedule on (`medmatch pipeline run --start-incremental-schedule`, a
 """
 
 import gc
+from typing import Any
 
 import dagster as dg
 
@@ -20,6 +21,7 @@ from medmatch_pipeline.incremental import (
     new_landing_files,
 )
 from medmatch_pipeline.resources import Adjudicators, Landing, ModelStore, MPIDatabase
+from medmatch_pipeline.run_memory import run_memory_io_manager
 
 full_match = dg.define_asset_job(
     "full_match",
@@ -38,7 +40,9 @@ nightly_full_match = dg.ScheduleDefinition(
 def make_definitions(**resources: dg.ConfigurableResource) -> dg.Definitions:
     """The code location; tests and the demo pass their own resources."""
     settings = get_settings()  # MEDMATCH_MODELS_DIR, MEDMATCH_LANDING_DIR: UI and CLI agree
-    defaults: dict[str, dg.ConfigurableResource] = {
+    defaults: dict[str, Any] = {
+        # steps hand their outputs (patient data) over in memory, never to Dagster's storage
+        "io_manager": run_memory_io_manager,
         "database": MPIDatabase(),
         "adjudicators": Adjudicators(),
         "models": ModelStore(directory=settings.models_dir),
