@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import logging
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +17,8 @@ logger = logging.getLogger(__name__)
 IDENTITY_COLUMNS = ("record_id", "source_system", "external_id")
 DEMOGRAPHICS_COLUMNS = IDENTITY_COLUMNS + DEMOGRAPHIC_FIELDS
 MEDICAL_COLUMNS = ("record_id", "conditions", "medications")
+# pyarrow's message for a row of another width than the header (the row's text follows)
+_OTHER_WIDTH = re.compile(r"Expected (?P<expected>\d+) columns, got (?P<got>\d+)")
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -30,8 +34,32 @@ def read_table(path: str | Path) -> pd.DataFrame:
         # file, and it refuses a row with more fields than the header, which the C reader
         # took as an index column, shifting every value of the file one column right
         return pd.read_csv(path, dtype=str, keep_default_na=True, na_values=[""], engine="pyarrow")
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
+        # (its message quotes the row: patient data, never passed on)
+        width = _OTHER_WIDTH.search(str(exc))
+        if width is None or int(width["got"]) > int(width["expected"]):
+            raise InputFileError(f"cannot read {path}: {type(exc).__name__}") from None
+        return _read_short_rows(path)
+    except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"cannot read {path}: {type(exc).__name__}") from None
+
+
+def _read_short_rows(path: Path) -> pd.DataFrame:
+    """A CSV some of whose rows stop early (exporters that drop trailing empty fields): the
+    missing fields are empty. A row with more fields than the header is still refused: the
+    C reader, which fills short rows, would silently drop its extra values."""
+    try:
+        with path.open(newline="", encoding="utf-8") as source:
+            rows = csv.reader(source)
+            width = len(next(rows, []))
+            longer = any(len(row) > width for row in rows)
+        if not longer:
+            return pd.read_csv(
+                path, dtype=str, keep_default_na=True, na_values=[""], index_col=False
+            )
+    except (OSError, ValueError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputFileError(f"cannot read {path}: {type(exc).__name__}") from None
+    raise InputFileError(f"cannot read {path}: a row has more fields than the header")
 
 
 def _check_columns(

@@ -112,7 +112,8 @@ def test_small_input_uses_the_shipped_model(tmp_path):
         ("record_id,source_system,name_last\n,A,Lee\n", "record_id is empty"),
         # a row with a field too many: refused, not read with every value one column over
         ("record_id,source_system,name_last\n1,A,Lee,extra\n", "cannot read"),
-        ("record_id,source_system,name_last\n1,A\n", "cannot read"),
+        # a short row is read (its missing fields empty), but not beside a long one
+        ("record_id,source_system,name_last\n1,A\n2,B,Lee,extra\n", "more fields than"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, content, message):
