@@ -1,6 +1,7 @@
 """full_match launched as a Dagster run (`execute_job`, as the daemon, a schedule or the UI
-start one), under the code location's executor and under Dagster's default one (a process
-per step), on the same generated records.
+start one), on the same generated records, three ways: as deployed (in process, outputs in
+the run's memory), as before stop 29 (in process, outputs pickled by Dagster's default IO
+manager) and as before stop 28 (Dagster's defaults: a process per step, pickled outputs).
 
     python benchmarks/executor.py --records 10000
 
@@ -35,20 +36,35 @@ def job_as_deployed():  # type: ignore[no-untyped-def]
     return make_definitions().resolve_job_def("full_match")
 
 
-def job_process_per_step():  # type: ignore[no-untyped-def]
-    """full_match under Dagster's default executor (multiprocess: a process per step)."""
+def _with_dagster_defaults(executor):  # type: ignore[no-untyped-def]
+    """full_match with Dagster's default IO manager (pickles in the instance's storage) and
+    `executor`."""
     import dagster as dg
 
     from medmatch_pipeline.definitions import make_definitions
 
-    defs = make_definitions()
+    defs = make_definitions(io_manager=dg.fs_io_manager)
     return dg.Definitions(
         assets=defs.assets,
         asset_checks=defs.asset_checks,
         jobs=defs.jobs,
         resources=defs.resources,
-        executor=dg.multiprocess_executor,
+        executor=executor,
     ).resolve_job_def("full_match")
+
+
+def job_with_pickled_outputs():  # type: ignore[no-untyped-def]
+    """In process, each output pickled and read back (stop 28)."""
+    import dagster as dg
+
+    return _with_dagster_defaults(dg.in_process_executor)
+
+
+def job_process_per_step():  # type: ignore[no-untyped-def]
+    """Dagster's defaults: a process per step (multiprocess executor), pickled outputs."""
+    import dagster as dg
+
+    return _with_dagster_defaults(dg.multiprocess_executor)
 
 
 def child(job: str, out: Path) -> None:
@@ -126,7 +142,8 @@ def main() -> None:
     os.environ.pop("MEDMATCH_OLLAMA_BASE_URL", None)  # the offline adjudicator
     try:
         runs = [
-            run(job, libpq_url(server), home) for job in ("job_as_deployed", "job_process_per_step")
+            run(job, libpq_url(server), home)
+            for job in ("job_as_deployed", "job_with_pickled_outputs", "job_process_per_step")
         ]
     finally:
         if not external:

@@ -37,8 +37,8 @@ nightly_full_match = dg.ScheduleDefinition(
 )
 
 
-def make_definitions(**resources: dg.ConfigurableResource) -> dg.Definitions:
-    """The code location; tests and the demo pass their own resources."""
+def make_definitions(**resources: Any) -> dg.Definitions:
+    """The code location; tests and the demo pass their own resources (an io_manager too)."""
     settings = get_settings()  # MEDMATCH_MODELS_DIR, MEDMATCH_LANDING_DIR: UI and CLI agree
     defaults: dict[str, Any] = {
         # steps hand their outputs (patient data) over in memory, never to Dagster's storage
