@@ -1,4 +1,21 @@
+from medmatch_pipeline.definitions import make_definitions
+from medmatch_pipeline.resources import Adjudicators, Landing, ModelStore, MPIDatabase
 from tests.mpi.conftest import database_url, engine, server_url, uow_factory  # noqa: F401
+
+
+def pipeline_definitions(
+    url, landing, models_dir, trained, *, retrain=False, adjudicators="offline"
+):
+    """The code location over the test database and a landing folder, with a model store
+    whose promoted model is the session's trained one."""
+    models = ModelStore(directory=str(models_dir), retrain=retrain)
+    models.save(trained, promote=True)
+    return make_definitions(
+        database=MPIDatabase(url=url),
+        adjudicators=Adjudicators(kind=adjudicators),
+        models=models,
+        landing=Landing(directory=str(landing)),
+    )
 
 
 def truth_by_identity(data, records=None):

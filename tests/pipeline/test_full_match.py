@@ -9,8 +9,7 @@ from sqlalchemy import text
 from medmatch.config import get_settings
 from medmatch.evaluation import cluster_pairwise
 from medmatch_pipeline.definitions import make_definitions
-from medmatch_pipeline.resources import Adjudicators, Landing, ModelStore, MPIDatabase
-from tests.pipeline.conftest import truth_by_identity
+from tests.pipeline.conftest import pipeline_definitions, truth_by_identity
 
 
 @pytest.fixture
@@ -23,22 +22,6 @@ def landed(tmp_path, synthetic):
     medical = synthetic.medical[synthetic.medical["record_id"].isin(demo["record_id"])]
     medical.to_csv(folder / "medical.csv", index=False)
     return folder
-
-
-def _models(tmp_path, trained, *, retrain=False):
-    """A model store whose promoted model is the session's trained one."""
-    store = ModelStore(directory=str(tmp_path / "models"), retrain=retrain)
-    store.save(trained, promote=True)
-    return store
-
-
-def _defs(database_url, tmp_path, landing, models):
-    return make_definitions(
-        database=MPIDatabase(url=database_url),
-        adjudicators=Adjudicators(kind="offline"),
-        models=models,
-        landing=Landing(directory=str(landing)),
-    )
 
 
 def _links(engine):
@@ -57,7 +40,7 @@ def test_full_match_job(
     database_url, tmp_path, landed, uow_factory, engine, synthetic, trained, monkeypatch
 ):
     # this one retrains: 1,200 records are above MEDMATCH_MIN_RECORDS_TO_TRAIN
-    defs = _defs(database_url, tmp_path, landed, _models(tmp_path, trained, retrain=True))
+    defs = pipeline_definitions(database_url, landed, tmp_path / "models", trained, retrain=True)
     instance = dg.DagsterInstance.ephemeral()
     job = defs.resolve_job_def("full_match")
     result = job.execute_in_process(instance=instance)
@@ -127,11 +110,8 @@ def test_an_ollama_down_or_talking_nonsense_sends_pairs_to_review(
         monkeypatch.setenv("MEDMATCH_OLLAMA_TIMEOUT_S", "1")
         get_settings.cache_clear()
         try:
-            defs = make_definitions(
-                database=MPIDatabase(url=database_url),
-                adjudicators=Adjudicators(kind="ollama"),
-                models=_models(tmp_path, trained),
-                landing=Landing(directory=str(landed)),
+            defs = pipeline_definitions(
+                database_url, landed, tmp_path / "models", trained, adjudicators="ollama"
             )
             result = defs.resolve_job_def("full_match").execute_in_process(
                 instance=dg.DagsterInstance.ephemeral()

@@ -5,9 +5,8 @@ import pytest
 from sqlalchemy import text
 
 from medmatch.evaluation import cluster_pairwise
-from medmatch_pipeline.definitions import make_definitions
-from medmatch_pipeline.resources import Adjudicators, Landing, ModelStore, MPIDatabase
-from tests.pipeline.conftest import truth_by_identity
+from medmatch_pipeline.resources import Landing
+from tests.pipeline.conftest import pipeline_definitions, truth_by_identity
 
 
 @pytest.fixture
@@ -43,14 +42,7 @@ def _count(engine, sql):
 def test_sensor_partitions_incremental_runs_and_a_full_rerun(
     database_url, tmp_path, batches, uow_factory, engine, synthetic, trained
 ):
-    models = ModelStore(directory=str(tmp_path / "models"), retrain=False)
-    models.save(trained, promote=True)
-    defs = make_definitions(
-        database=MPIDatabase(url=database_url),
-        adjudicators=Adjudicators(kind="offline"),
-        models=models,
-        landing=Landing(directory=str(batches)),
-    )
+    defs = pipeline_definitions(database_url, batches, tmp_path / "models", trained)
     with dg.instance_for_test() as instance:
         _run(defs, instance, batches, engine, synthetic)
 

@@ -5,9 +5,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from medmatch_pipeline.definitions import make_definitions
-from medmatch_pipeline.resources import Adjudicators, Landing, ModelStore, MPIDatabase
 from medmatch_pipeline.run_memory import RunMemoryIOManager
+from tests.pipeline.conftest import pipeline_definitions
 
 
 @pytest.fixture
@@ -32,14 +31,7 @@ def test_a_full_run_writes_no_patient_data_to_dagster_storage(
     database_url, tmp_path, landed, trained
 ):
     folder, demo = landed
-    models = ModelStore(directory=str(tmp_path / "models"))
-    models.save(trained, promote=True)
-    defs = make_definitions(
-        database=MPIDatabase(url=database_url),
-        adjudicators=Adjudicators(kind="offline"),
-        models=models,
-        landing=Landing(directory=str(folder)),
-    )
+    defs = pipeline_definitions(database_url, folder, tmp_path / "models", trained, retrain=True)
     home = tmp_path / "dagster"
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
