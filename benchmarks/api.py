@@ -39,10 +39,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import orjson
+from population import SEED
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SEED = 20261201
 TARGET_P99_MS_8 = 100.0
 
 

@@ -21,11 +21,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from population import SEED, population
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SEED = 20261201
-RECORDS_PER_PERSON = 2.27  # measured mean of the generator (twins and sons included)
 
 
 def _measure(label: str, work: Path, script: str, *args: str) -> dict:
@@ -88,12 +87,10 @@ def bench_size(records: int, work: Path) -> dict:
     from splink import block_on
 
     from medmatch.data.features import table_features
-    from medmatch.data.synthetic import generate
     from medmatch.matching.blocking import splink_blocking_rules
 
-    people = round(records / RECORDS_PER_PERSON)
     t = time.perf_counter()
-    data = generate(people, seed=SEED)
+    data = population(records)
     gen_s = time.perf_counter() - t
     folder = work / f"n{records}"
     paths = data.write(folder)

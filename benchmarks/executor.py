@@ -23,10 +23,10 @@ import time
 import uuid
 from pathlib import Path
 
+from population import population
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SEED = 20261201
-RECORDS_PER_PERSON = 2.27
 
 
 def job_as_deployed():  # type: ignore[no-untyped-def]
@@ -127,7 +127,6 @@ def main() -> None:
         child(args.child[0], Path(args.child[1]))
         return
 
-    from medmatch.data.synthetic import generate
     from medmatch.mpi.database import libpq_url, start_embedded, stop_embedded
 
     home = Path(tempfile.mkdtemp(prefix="medmatch-executor-"))
@@ -135,7 +134,7 @@ def main() -> None:
     server = external or start_embedded(home / "pg")
     landing = home / "landing"
     landing.mkdir()
-    data = generate(round(args.records / RECORDS_PER_PERSON), seed=SEED)
+    data = population(args.records)
     data.demographics.to_csv(landing / "demographics.csv", index=False)
     data.medical.to_csv(landing / "medical.csv", index=False)
     os.environ["MEDMATCH_LANDING_DIR"] = str(landing)

@@ -40,10 +40,10 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from population import SEED
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SEED = 20261201
 TARGETS = {"p50_ms": 10.0, "p99_ms": 50.0, "throughput_8": 200.0, "load_s": 180.0}
 
 

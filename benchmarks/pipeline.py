@@ -38,10 +38,9 @@ import uuid
 from pathlib import Path
 
 import pandas as pd
+from population import SEED, population
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = 20261201
-RECORDS_PER_PERSON = 2.27
 
 
 def _measure(work: Path, label: str, *args: str, env: dict | None = None) -> dict:
@@ -143,9 +142,7 @@ def _plain_f1(clusters_csv: Path, truth: pd.DataFrame) -> float:
 def bench_size(
     records: int, work: Path, server_url: str, anchor: bool = True, repeat: int = 1
 ) -> dict:
-    from medmatch.data.synthetic import generate
-
-    data = generate(round(records / RECORDS_PER_PERSON), seed=SEED)
+    data = population(records)
     landing = work / "landing"
     landing.mkdir(parents=True)
     data.demographics.to_csv(landing / "demographics.csv", index=False)

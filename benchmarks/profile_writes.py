@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 
 import psycopg
+from population import population
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SEED = 20261201
-RECORDS_PER_PERSON = 2.27
 TIMES: list[tuple[float, str]] = []
 
 
@@ -85,13 +84,12 @@ class TimedConnection:
 
 def prepare(work: Path, records: int, url: str) -> None:
     from medmatch.config import get_settings
-    from medmatch.data.synthetic import generate
     from medmatch.matching.training import train_model
     from medmatch.mpi import batch_run, migrate
     from medmatch.mpi.bulk import load_records
     from medmatch.mpi.database import sqlalchemy_url, with_database
 
-    data = generate(round(records / RECORDS_PER_PERSON), seed=SEED)
+    data = population(records)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute('DROP DATABASE IF EXISTS "mm_profile_base" WITH (FORCE)')
         conn.execute('CREATE DATABASE "mm_profile_base"')
