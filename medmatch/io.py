@@ -33,7 +33,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         # pyarrow's reader: multi-threaded, a third of the C reader's time on a 100K-record
         # file, and it refuses a row with more fields than the header, which the C reader
         # took as an index column, shifting every value of the file one column right
-        return pd.read_csv(path, dtype=str, keep_default_na=True, na_values=[""], engine="pyarrow")
+        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], engine="pyarrow")
     except ValueError as exc:
         # (its message quotes the row: patient data, never passed on)
         width = _OTHER_WIDTH.search(str(exc))
@@ -55,7 +55,7 @@ def _read_short_rows(path: Path) -> pd.DataFrame:
             longer = any(len(row) > width for row in rows)
         if not longer:
             return pd.read_csv(
-                path, dtype=str, keep_default_na=True, na_values=[""], index_col=False
+                path, dtype=str, keep_default_na=False, na_values=[""], index_col=False
             )
     except (OSError, ValueError, UnicodeDecodeError, csv.Error) as exc:
         raise InputFileError(f"cannot read {path}: {type(exc).__name__}") from None

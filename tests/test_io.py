@@ -35,3 +35,26 @@ def test_a_row_with_more_fields_than_the_header_is_refused_without_its_values(tm
         io.read_table(path)
     assert "Zed" not in str(refused.value) and "Lee" not in str(refused.value)
     assert str(refused.value).startswith(f"cannot read {path}")
+
+
+@pytest.mark.parametrize("short", [False, True], ids=["full rows", "a short row"])
+def test_only_an_empty_field_is_missing_never_a_value_that_reads_like_null(tmp_path, short):
+    """"NA" is a surname (Na), a state code and an external id; "NULL", "None" and "nan" are
+    values a source sent. Taking them for missing would drop them, or give the record
+    another identity (external_id falls back to record_id)."""
+    path = tmp_path / "values.csv"
+    last = "" if short else ",None"
+    path.write_text(
+        "record_id,source_system,external_id,name_first,name_last,address_state,name_suffix\n"
+        "1,A,NA,Min,NA,NA,\n"
+        f"2,A,x2,,NULL,nan{last}\n"
+    )
+    frame = io.read_table(path)
+    assert frame.loc[0, "external_id"] == "NA"
+    assert frame.loc[0, "name_last"] == "NA"
+    assert frame.loc[0, "address_state"] == "NA"
+    assert frame.loc[1, "name_last"] == "NULL"
+    assert frame.loc[1, "address_state"] == "nan"
+    assert pd.isna(frame.loc[1, "name_first"])
+    assert pd.isna(frame.loc[0, "name_suffix"])
+    assert short == pd.isna(frame.loc[1, "name_suffix"])
