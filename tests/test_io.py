@@ -39,7 +39,7 @@ def test_a_row_with_more_fields_than_the_header_is_refused_without_its_values(tm
 
 @pytest.mark.parametrize("short", [False, True], ids=["full rows", "a short row"])
 def test_only_an_empty_field_is_missing_never_a_value_that_reads_like_null(tmp_path, short):
-    """"NA" is a surname (Na), a state code and an external id; "NULL", "None" and "nan" are
+    """ "NA" is a surname (Na), a state code and an external id; "NULL", "None" and "nan" are
     values a source sent. Taking them for missing would drop them, or give the record
     another identity (external_id falls back to record_id)."""
     path = tmp_path / "values.csv"
