@@ -22,6 +22,11 @@ from medmatch.mpi.ingest import land
 from medmatch_pipeline.resources import Adjudicators, Landing, ModelStore, MPIDatabase
 
 GROUP = "matching"
+# On every job that writes the MPI. The instance (dagster.yaml) runs one such run at a time:
+# two runs planned from the same snapshot would each create golden records for the same
+# clusters, and the later one would move the links away from the earlier one's.
+MPI_WRITER_TAG = "medmatch/mpi-writer"
+MPI_WRITER = {MPI_WRITER_TAG: "batch"}
 # The snapshot a bulk load has just written, by run id: match_snapshot takes it from here
 # instead of reading the same rows back (the steps run in one process, the code location's
 # executor). A run that starts at match_snapshot, or another process, reads PostgreSQL.

@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 
 from medmatch.config import get_settings
-from medmatch_pipeline.assets import ASSETS
+from medmatch_pipeline.assets import ASSETS, MPI_WRITER
 from medmatch_pipeline.checks import CHECKS
 from medmatch_pipeline.incremental import (
     incremental_every_15_minutes,
@@ -27,6 +27,7 @@ full_match = dg.define_asset_job(
     "full_match",
     selection=dg.AssetSelection.assets(*ASSETS),
     description="Land new files and re-match every record of the MPI.",
+    tags=MPI_WRITER,
 )
 
 nightly_full_match = dg.ScheduleDefinition(

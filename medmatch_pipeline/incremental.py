@@ -17,7 +17,7 @@ from medmatch.config import get_settings
 from medmatch.matching import PatientMatcher
 from medmatch.mpi.ingest import ingest
 from medmatch.mpi.services import MatchingService
-from medmatch_pipeline.assets import progress
+from medmatch_pipeline.assets import MPI_WRITER, progress
 from medmatch_pipeline.resources import Adjudicators, Landing, ModelStore, MPIDatabase
 
 landing_batches = dg.DynamicPartitionsDefinition(name="landing_batches")
@@ -70,6 +70,7 @@ incremental_match = dg.define_asset_job(
     selection=dg.AssetSelection.assets(landing_batch_matches),
     partitions_def=landing_batches,
     description="Match one landing batch against the existing index.",
+    tags=MPI_WRITER,
 )
 
 
