@@ -19,6 +19,9 @@ DEMOGRAPHICS_COLUMNS = IDENTITY_COLUMNS + DEMOGRAPHIC_FIELDS
 MEDICAL_COLUMNS = ("record_id", "conditions", "medications")
 # pyarrow's message for a row of another width than the header (the row's text follows)
 _OTHER_WIDTH = re.compile(r"Expected (?P<expected>\d+) columns, got (?P<got>\d+)")
+# Every value as text, as sent: only an empty field is missing ("NA" is a surname, a state and
+# an external id; pandas' default null markers would drop them)
+_AS_SENT: dict = {"dtype": str, "keep_default_na": False, "na_values": [""]}
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -33,7 +36,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         # pyarrow's reader: multi-threaded, a third of the C reader's time on a 100K-record
         # file, and it refuses a row with more fields than the header, which the C reader
         # took as an index column, shifting every value of the file one column right
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], engine="pyarrow")
+        return pd.read_csv(path, **_AS_SENT, engine="pyarrow")
     except ValueError as exc:
         # (its message quotes the row: patient data, never passed on)
         width = _OTHER_WIDTH.search(str(exc))
@@ -54,9 +57,7 @@ def _read_short_rows(path: Path) -> pd.DataFrame:
             width = len(next(rows, []))
             longer = any(len(row) > width for row in rows)
         if not longer:
-            return pd.read_csv(
-                path, dtype=str, keep_default_na=False, na_values=[""], index_col=False
-            )
+            return pd.read_csv(path, **_AS_SENT, index_col=False)
     except (OSError, ValueError, UnicodeDecodeError, csv.Error) as exc:
         raise InputFileError(f"cannot read {path}: {type(exc).__name__}") from None
     raise InputFileError(f"cannot read {path}: a row has more fields than the header")
