@@ -18,6 +18,19 @@ def pipeline_definitions(
     )
 
 
+def land_sample(tmp_path, synthetic, records, *, medical=True):
+    """A landing folder with the first `records` generated records (their medical data too
+    with `medical`); returns the folder and the records landed."""
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    demo = synthetic.demographics.head(records)
+    demo.to_csv(folder / "demographics.csv", index=False)
+    if medical:
+        rows = synthetic.medical[synthetic.medical["record_id"].isin(demo["record_id"])]
+        rows.to_csv(folder / "medical.csv", index=False)
+    return folder, demo
+
+
 def truth_by_identity(data, records=None):
     """person_id by source identity ('SYSTEM/external_id'), as the MPI keys its records."""
     demo = data.demographics if records is None else records

@@ -9,19 +9,13 @@ from sqlalchemy import text
 from medmatch.config import get_settings
 from medmatch.evaluation import cluster_pairwise
 from medmatch_pipeline.definitions import make_definitions
-from tests.pipeline.conftest import pipeline_definitions, truth_by_identity
+from tests.pipeline.conftest import land_sample, pipeline_definitions, truth_by_identity
 
 
 @pytest.fixture
 def landed(tmp_path, synthetic):
     """A landing folder with 1,200 generated records (demographics + medical)."""
-    folder = tmp_path / "landing"
-    folder.mkdir()
-    demo = synthetic.demographics.head(1200)
-    demo.to_csv(folder / "demographics.csv", index=False)
-    medical = synthetic.medical[synthetic.medical["record_id"].isin(demo["record_id"])]
-    medical.to_csv(folder / "medical.csv", index=False)
-    return folder
+    return land_sample(tmp_path, synthetic, 1200)[0]
 
 
 def _links(engine):

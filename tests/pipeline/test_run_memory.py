@@ -6,16 +6,12 @@ import dagster as dg
 import pytest
 
 from medmatch_pipeline.run_memory import RunMemoryIOManager
-from tests.pipeline.conftest import pipeline_definitions
+from tests.pipeline.conftest import land_sample, pipeline_definitions
 
 
 @pytest.fixture
 def landed(tmp_path, synthetic):
-    folder = tmp_path / "landing"
-    folder.mkdir()
-    demo = synthetic.demographics.head(300)
-    demo.to_csv(folder / "demographics.csv", index=False)
-    return folder, demo
+    return land_sample(tmp_path, synthetic, 300, medical=False)
 
 
 def _files_holding(root: Path, needles: list[str]) -> list[str]:
